@@ -1,0 +1,3 @@
+"""relay: live captions and interpretation for livestreamed meetings."""
+
+__version__ = "0.1.0"
