@@ -42,20 +42,30 @@ class SourceEvent:
 
 @dataclass(frozen=True, slots=True)
 class Utterance:
-    """Audio of one stretch of speech handed to the transcriber.
+    """Audio of one stretch of speech, handed from the segmenter to the transcriber.
 
-    `final` is True when the speaker has stopped (or the buffer hit its cap):
-    the text decoded from it is committed and never changes.
+    `final`: the speaker stopped (or the buffer hit its cap); the text decoded from it is
+    committed. `settled`: the audio already ends in silence, so it is probably what the
+    final will hold; the transcriber decodes it at final quality and keeps the result.
+    `speech_start_s`/`speech_end_s` bound the detected speech, without the padding.
     """
 
     id: str
     samples: np.ndarray
     start_s: float
+    speech_start_s: float
+    speech_end_s: float
     final: bool
+    settled: bool = False
 
     @property
     def end_s(self) -> float:
         return self.start_s + len(self.samples) / SAMPLE_RATE_HZ
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """Identifies this exact audio: same id and same length means same samples."""
+        return (self.id, len(self.samples))
 
 
 @dataclass(frozen=True, slots=True)

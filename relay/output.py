@@ -1,0 +1,65 @@
+"""Caption writers for the terminal: JSON lines for machines, live text for people."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TextIO
+
+from relay.messages import Caption
+
+
+def caption_record(caption: Caption) -> dict[str, Any]:
+    """The JSONL output contract; later fields are added, these stay."""
+    record: dict[str, Any] = {
+        "type": caption.kind,
+        "id": caption.id,
+        "lang": caption.lang,
+        "text": caption.text,
+        "start": caption.start,
+        "end": caption.end,
+        "wall": caption.wall,
+    }
+    if caption.translations:
+        record["translations"] = dict(caption.translations)
+        record["mt"] = dict(caption.mt)
+    return record
+
+
+class JsonlWriter:
+    """One JSON object per line, flushed as emitted."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    async def __call__(self, caption: Caption) -> None:
+        self._out.write(json.dumps(caption_record(caption), ensure_ascii=False) + "\n")
+        self._out.flush()
+
+
+class TextWriter:
+    """Human-readable live captions; on a terminal a partial is redrawn in place."""
+
+    def __init__(self, out: TextIO, interactive: bool) -> None:
+        self._out = out
+        self._interactive = interactive
+        self._partial_shown = False
+
+    async def __call__(self, caption: Caption) -> None:
+        line = f"[{_clock(caption.start)} {caption.lang}] {caption.text}"
+        if caption.is_final:
+            if caption.text or self._partial_shown:
+                self._write(line if caption.text else "", end="\n" if caption.text else "")
+            self._partial_shown = False
+        elif self._interactive:
+            self._write(f"\x1b[2m{line}\x1b[0m", end="")
+            self._partial_shown = True
+
+    def _write(self, text: str, end: str) -> None:
+        prefix = "\r\x1b[2K" if self._interactive else ""
+        self._out.write(prefix + text + end)
+        self._out.flush()
+
+
+def _clock(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600:02d}:{whole // 60 % 60:02d}:{whole % 60:02d}"

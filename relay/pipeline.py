@@ -1,0 +1,131 @@
+"""The live pipeline, top to bottom: source → VAD/segmenter → transcriber → caption sink."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from relay.messages import AudioChunk, SourceEvent, SourceState, Utterance
+from relay.segmenter import Segmenter, SegmenterSettings
+from relay.source import AudioSource, SourceSettings, open_container
+from relay.transcriber import CaptionSink, Transcriber
+from relay.vad import StreamingVad
+from relay.whisper_engine import WhisperEngine
+
+_LOGGER = logging.getLogger(__name__)
+
+SourceListener = Callable[[SourceEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    """Everything one channel's pipeline needs, one dataclass per stage."""
+
+    source: SourceSettings
+    segmenter: SegmenterSettings = field(default_factory=SegmenterSettings)
+    channel: str = "floor"
+
+
+async def _ignore_source_event(event: SourceEvent) -> None:
+    return None
+
+
+class SpeechCutter:
+    """VAD plus segmenter on a worker thread of their own, restarted at stream gaps."""
+
+    def __init__(self, settings: SegmenterSettings, id_prefix: str) -> None:
+        self._settings = settings
+        self._id_prefix = id_prefix
+        self._vad = StreamingVad()
+        self._segmenter = Segmenter(settings, id_prefix)
+        self._expected_start_s = 0.0
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vad")
+
+    async def cut(self, chunk: AudioChunk) -> list[Utterance]:
+        """Utterance snapshots completed by this chunk."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._cut_blocking, chunk)
+
+    async def flush(self) -> list[Utterance]:
+        """Commit what is being said, e.g. at the end of the stream or when it drops."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._segmenter.flush)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False)
+
+    def _cut_blocking(self, chunk: AudioChunk) -> list[Utterance]:
+        out: list[Utterance] = []
+        if abs(chunk.start_s - self._expected_start_s) > 1e-3:  # the source skipped ahead
+            out.extend(self._segmenter.flush())
+            self._vad.reset()
+            self._segmenter = Segmenter(
+                self._settings, self._id_prefix, chunk.start_s, self._segmenter.next_number
+            )
+        self._expected_start_s = chunk.end_s
+        out.extend(self._segmenter.push(chunk.samples, self._vad.process(chunk.samples)))
+        return out
+
+
+class Pipeline:
+    """Runs one channel until its source ends or stop() is called."""
+
+    def __init__(
+        self,
+        settings: PipelineSettings,
+        engine: WhisperEngine,
+        sink: CaptionSink,
+        on_source_event: SourceListener = _ignore_source_event,
+    ) -> None:
+        self.settings = settings
+        self._engine = engine
+        self._sink = sink
+        self._on_source_event = on_source_event
+        self._source = AudioSource(settings.source)
+        self._container = None
+
+    async def open(self) -> None:
+        """Open the source now, so a bad URL fails before anything else starts."""
+        loop = asyncio.get_running_loop()
+        self._container = await loop.run_in_executor(None, open_container, self.settings.source)
+
+    def stop(self) -> None:
+        """Stop reading; what was said so far is still committed and published."""
+        self._source.stop()
+
+    async def run(self) -> None:
+        """Transcribe until the source ends; every stage stops if one fails."""
+        if self._container is None:
+            await self.open()
+        transcriber = Transcriber(self._engine, self._sink, self._source.opened_at)
+        cutter = SpeechCutter(self.settings.segmenter, _id_prefix(self.settings.channel))
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(transcriber.run())
+                group.create_task(self._feed(cutter, transcriber))
+        finally:
+            cutter.close()
+
+    async def _feed(self, cutter: SpeechCutter, transcriber: Transcriber) -> None:
+        try:
+            async for item in self._source.stream(self._container):
+                if isinstance(item, AudioChunk):
+                    for utterance in await cutter.cut(item):
+                        await transcriber.offer(utterance)
+                    continue
+                if item.state is SourceState.RECONNECTING:
+                    for utterance in await cutter.flush():
+                        await transcriber.offer(utterance)
+                await self._on_source_event(item)
+            for utterance in await cutter.flush():
+                await transcriber.offer(utterance)
+        finally:
+            transcriber.close()
+
+
+def _id_prefix(channel: str) -> str:
+    return "u" if channel == "floor" else f"{channel}-u"
+

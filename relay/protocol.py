@@ -1,0 +1,132 @@
+"""Viewer wire protocol: JSON messages, their WebSocket frames, close codes.
+
+See docs/protocol.md. Every message is encoded once into a `Frame` that holds
+both the JSON text and the complete unmasked WebSocket text frame, so the hub
+can hand the very same bytes to every viewer.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from .messages import Caption
+
+PROTOCOL_VERSION = 1
+
+# Close codes the server sends (RFC 6455 section 7.4 plus our 4000-range).
+CLOSE_GOING_AWAY = 1001  # server shutting down: reconnect with `since`
+CLOSE_UNSUPPORTED_DATA = 1003  # viewer sent a binary message
+CLOSE_INVALID_PAYLOAD = 1007  # viewer sent text that is not a JSON value
+CLOSE_MESSAGE_TOO_BIG = 1009  # viewer message over the size limit
+CLOSE_TOO_SLOW = 4001  # viewer fell too far behind: reconnect with `since`
+
+_OPCODE_TEXT = 0x1
+_FIN = 0x80
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One encoded message: its JSON `text` and its ready-to-write WebSocket `wire` frame.
+
+    `seq` is the final's sequence number for finals, the next final's for partials,
+    and None for messages that are not captions.
+    """
+
+    text: bytes
+    wire: bytes
+    seq: int | None = None
+    final: bool = False
+
+
+def websocket_text_frame(payload: bytes) -> bytes:
+    """Return an unmasked, unfragmented, uncompressed WebSocket text frame (server side)."""
+    size = len(payload)
+    if size < 126:
+        header = struct.pack("!BB", _FIN | _OPCODE_TEXT, size)
+    elif size < 65536:
+        header = struct.pack("!BBH", _FIN | _OPCODE_TEXT, 126, size)
+    else:
+        header = struct.pack("!BBQ", _FIN | _OPCODE_TEXT, 127, size)
+    return header + payload
+
+
+def encode(message: Mapping[str, Any], *, seq: int | None = None, final: bool = False) -> Frame:
+    """Encode a JSON message once into a `Frame`."""
+    text = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
+    return Frame(text=text, wire=websocket_text_frame(text), seq=seq, final=final)
+
+
+def caption_message(caption: Caption, seq: int) -> dict[str, Any]:
+    """Return the wire form of a caption (`type` is "partial" or "final")."""
+    return {
+        "type": caption.kind,
+        "channel": caption.channel,
+        "id": caption.id,
+        "seq": seq,
+        "lang": caption.lang,
+        "text": caption.text,
+        "translations": dict(caption.translations),
+        "mt": dict(caption.mt),
+        "start": caption.start,
+        "end": caption.end,
+        "wall": caption.wall,
+    }
+
+
+def encode_caption(caption: Caption, seq: int) -> Frame:
+    """Encode a caption with its sequence number."""
+    return encode(caption_message(caption, seq), seq=seq, final=caption.is_final)
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """The first message each viewer gets: where the stream stands."""
+
+    session: str
+    channel: str
+    languages: Sequence[str]
+    seq: int
+    since: int | None
+    resumed: bool
+    source_state: str
+    source_detail: str
+    ended: str | None
+
+    def encode(self) -> Frame:
+        """Encode this hello."""
+        return encode(
+            {
+                "type": "hello",
+                "protocol": PROTOCOL_VERSION,
+                "session": self.session,
+                "channel": self.channel,
+                "languages": list(self.languages),
+                "seq": self.seq,
+                "since": self.since,
+                "resumed": self.resumed,
+                "source": {"state": self.source_state, "detail": self.source_detail},
+                "ended": self.ended,
+            }
+        )
+
+
+def encode_status(channel: str, state: str, detail: str) -> Frame:
+    """Encode a source status change (e.g. the livestream is reconnecting)."""
+    return encode({"type": "status", "channel": channel, "state": state, "detail": detail})
+
+
+def encode_end(channel: str, reason: str, seq: int) -> Frame:
+    """Encode the end of the session; `seq` is the last final's."""
+    return encode({"type": "end", "channel": channel, "reason": reason, "seq": seq})
+
+
+def parse_since(raw: str | None) -> int | None:
+    """Parse the `since` query parameter; raise ValueError unless it is a non-negative integer."""
+    if raw is None:
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise ValueError(f"since must be a non-negative integer, got {raw[:40]!r}")
+    return int(raw)

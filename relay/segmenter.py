@@ -1,0 +1,195 @@
+"""Cut a stream into utterances from VAD probabilities: the streaming commit policy.
+
+Plain synchronous code. Every 32 ms window moves a small state machine:
+
+- IDLE until a window reaches `threshold`: an utterance opens, with `pre_pad_ms` of audio
+  before the onset so the first phoneme is not clipped.
+- While speaking, a snapshot (partial) is offered `first_partial_ms` after the onset and then
+  every `partial_interval_ms`, only while the current window is speech (a decode started in a
+  pause would hold the worker when the final is due).
+- After `settle_ms` of silence, a *settled* snapshot ending `end_pad_ms` after the last speech
+  is offered: if nobody speaks again it is exactly the audio of the final, so its decode, started
+  early, is reused as the final (speculative commit).
+- After `min_silence_ms` of silence, the utterance is final. An utterance longer than
+  `max_utterance_s` is cut at its quietest recent window, so the buffer never grows unbounded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from relay.messages import SAMPLE_RATE_HZ, Utterance
+from relay.vad import WINDOW_SAMPLES
+
+_MS = SAMPLE_RATE_HZ // 1000
+
+
+@dataclass(frozen=True, slots=True)
+class SegmenterSettings:
+    """Tuning of the commit policy; measured choices are in docs/benchmarks.md."""
+
+    threshold: float = 0.5
+    neg_threshold: float = 0.35
+    pre_pad_ms: int = 400
+    end_pad_ms: int = 200
+    settle_ms: int = 200
+    min_silence_ms: int = 500
+    min_speech_ms: int = 250
+    first_partial_ms: int = 350
+    partial_interval_ms: int = 1000
+    max_utterance_s: float = 15.0
+    cut_search_s: float = 3.0
+
+
+class Segmenter:
+    """Turns (audio, speech probability per window) into Utterance snapshots."""
+
+    def __init__(
+        self,
+        settings: SegmenterSettings | None = None,
+        id_prefix: str = "u",
+        start_s: float = 0.0,
+        first_number: int = 1,
+    ) -> None:
+        self.settings = settings or SegmenterSettings()
+        if self.settings.end_pad_ms > self.settings.settle_ms:
+            raise ValueError("end_pad_ms must not exceed settle_ms")
+        self._id_prefix = id_prefix
+        self._count = first_number - 1
+        self._origin = round(start_s * SAMPLE_RATE_HZ)  # stream sample index of window 0
+        self._audio = np.zeros(0, dtype=np.float32)
+        self._audio_start = self._origin  # stream sample index of self._audio[0]
+        self._windows_done = 0  # windows classified since the origin
+        self._utt: _OpenUtterance | None = None
+
+    @property
+    def next_number(self) -> int:
+        """The number the next utterance id will take, to carry ids across a reset."""
+        return self._count + 1
+
+    @property
+    def buffered_seconds(self) -> float:
+        """Audio held in memory, for monitoring the bound."""
+        return len(self._audio) / SAMPLE_RATE_HZ
+
+    def push(self, samples: np.ndarray, probs: np.ndarray) -> list[Utterance]:
+        """Append audio and the probabilities of the windows it completed; return snapshots."""
+        self._audio = np.concatenate([self._audio, samples.astype(np.float32, copy=False)])
+        out: list[Utterance] = []
+        for prob in probs:
+            window_end = self._origin + (self._windows_done + 1) * WINDOW_SAMPLES
+            self._windows_done += 1
+            self._step(float(prob), window_end, out)
+        self._trim()
+        return out
+
+    def flush(self) -> list[Utterance]:
+        """End of stream: commit whatever is being said."""
+        out: list[Utterance] = []
+        if self._utt is not None:
+            self._finish(self._utt.last_speech_end + self.settings.end_pad_ms * _MS, out)
+        return out
+
+    def _step(self, prob: float, window_end: int, out: list[Utterance]) -> None:
+        s = self.settings
+        utt = self._utt
+        if utt is None:
+            if prob >= s.threshold:
+                self._open(window_end)
+            return
+        utt.probs.append(prob)
+        if prob >= s.neg_threshold:
+            utt.last_speech_end = window_end
+            utt.speech_samples += WINDOW_SAMPLES
+            utt.settled_offered = False
+            if prob >= s.threshold and self._partial_due(utt, window_end):
+                utt.last_partial_end = window_end
+                out.append(self._snapshot(utt, window_end, final=False, settled=False))
+        silence = window_end - utt.last_speech_end
+        if silence >= s.min_silence_ms * _MS:
+            self._finish(utt.last_speech_end + s.end_pad_ms * _MS, out)
+        elif silence >= s.settle_ms * _MS and not utt.settled_offered:
+            utt.settled_offered = True
+            if utt.speech_samples >= s.min_speech_ms * _MS:
+                end = utt.last_speech_end + s.end_pad_ms * _MS
+                out.append(self._snapshot(utt, end, final=False, settled=True))
+        elif window_end - utt.start >= s.max_utterance_s * SAMPLE_RATE_HZ:
+            self._cut(window_end, out)
+
+    def _open(self, window_end: int) -> None:
+        onset = window_end - WINDOW_SAMPLES
+        start = max(self._audio_start, onset - self.settings.pre_pad_ms * _MS)
+        self._count += 1
+        self._utt = _OpenUtterance(f"{self._id_prefix}{self._count}", start, onset, window_end)
+
+    def _partial_due(self, utt: _OpenUtterance, window_end: int) -> bool:
+        s = self.settings
+        if utt.last_partial_end is None:
+            return window_end - utt.onset >= s.first_partial_ms * _MS
+        return window_end - utt.last_partial_end >= s.partial_interval_ms * _MS
+
+    def _finish(self, end: int, out: list[Utterance]) -> None:
+        utt = self._utt
+        assert utt is not None
+        self._utt = None
+        if utt.speech_samples >= self.settings.min_speech_ms * _MS:
+            out.append(self._snapshot(utt, end, final=True, settled=True))
+
+    def _cut(self, window_end: int, out: list[Utterance]) -> None:
+        """Split a too-long utterance at its quietest recent window and carry on speaking."""
+        utt = self._utt
+        assert utt is not None
+        search = int(self.settings.cut_search_s * SAMPLE_RATE_HZ) // WINDOW_SAMPLES
+        recent = utt.probs[-search:]
+        quietest = int(np.argmin(recent))
+        cut = window_end - (len(recent) - 1 - quietest) * WINDOW_SAMPLES
+        out.append(self._snapshot(utt, cut, final=True, settled=False))
+        self._count += 1
+        self._utt = _OpenUtterance(f"{self._id_prefix}{self._count}", cut, cut, window_end)
+        self._utt.speech_samples = window_end - cut
+
+    def _snapshot(self, utt: _OpenUtterance, end: int, *, final: bool, settled: bool) -> Utterance:
+        end = min(end, self._audio_start + len(self._audio))
+        samples = self._audio[utt.start - self._audio_start : end - self._audio_start].copy()
+        return Utterance(
+            id=utt.id,
+            samples=samples,
+            start_s=utt.start / SAMPLE_RATE_HZ,
+            speech_start_s=utt.onset / SAMPLE_RATE_HZ,
+            speech_end_s=min(utt.last_speech_end, end) / SAMPLE_RATE_HZ,
+            final=final,
+            settled=settled,
+        )
+
+    def _trim(self) -> None:
+        """Drop audio nobody can need again: before the open utterance, or beyond the pre-pad."""
+        if self._utt is not None:
+            keep_from = self._utt.start
+        else:
+            done = self._origin + self._windows_done * WINDOW_SAMPLES
+            keep_from = done - self.settings.pre_pad_ms * _MS
+        drop = keep_from - self._audio_start
+        if drop > 0:
+            self._audio = self._audio[drop:]
+            self._audio_start += drop
+
+
+class _OpenUtterance:
+    """Mutable bookkeeping of the utterance being spoken."""
+
+    __slots__ = (
+        "id", "start", "onset", "last_speech_end", "speech_samples",
+        "last_partial_end", "settled_offered", "probs",
+    )
+
+    def __init__(self, utt_id: str, start: int, onset: int, window_end: int) -> None:
+        self.id = utt_id
+        self.start = start
+        self.onset = onset
+        self.last_speech_end = window_end
+        self.speech_samples = WINDOW_SAMPLES
+        self.last_partial_end: int | None = None
+        self.settled_offered = False
+        self.probs: list[float] = []

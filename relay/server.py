@@ -1,0 +1,220 @@
+"""Caption server: the viewer page at `/`, its assets at `/assets/`, captions at `/ws`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator
+
+from aiohttp import WSMsgType, web
+
+from .hub import CaptionHub
+from .protocol import (
+    CLOSE_GOING_AWAY,
+    CLOSE_INVALID_PAYLOAD,
+    CLOSE_UNSUPPORTED_DATA,
+    Frame,
+    parse_since,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+DEFAULT_WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """Per-viewer limits of the caption server."""
+
+    max_buffer_bytes: int = 256 * 1024  # unsent bytes before a viewer is dropped as too slow
+    max_msg_bytes: int = 4096  # largest message a viewer may send
+    heartbeat_s: float = 30.0  # ping interval; no pong within half of it closes
+    close_timeout_s: float = 5.0  # wait for the close handshake, then abort
+
+
+class WsViewer:
+    """A viewer connection: writes shared frames straight to its transport.
+
+    Compression is off, so every viewer's frame is byte-identical and the hub's
+    pre-built `Frame.wire` is written as is. The transport's unsent bytes are
+    this viewer's bounded buffer.
+    """
+
+    __slots__ = ("_ws", "_transport", "_settings", "_close_task")
+
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport, settings: ServerSettings) -> None:
+        self._ws = ws
+        self._transport = transport
+        self._settings = settings
+        self._close_task: asyncio.Task[None] | None = None
+
+    def send(self, frame: Frame) -> bool:
+        """Write `frame` unless the connection is closing or its buffer is over the limit."""
+        transport = self._transport
+        if self._close_task is not None or self._ws.closed or transport.is_closing():
+            return False
+        if transport.get_write_buffer_size() + len(frame.wire) > self._settings.max_buffer_bytes:
+            return False
+        transport.write(frame.wire)
+        return True
+
+    def drop(self, code: int, reason: str) -> None:
+        """Start closing with `code`; the handler task notices and ends."""
+        if self._close_task is None:
+            self._close_task = asyncio.create_task(self._close(code, reason))
+
+    async def wait_closed(self) -> None:
+        """Wait for a close started by `drop()`, if any."""
+        if self._close_task is not None:
+            await self._close_task
+
+    async def _close(self, code: int, reason: str) -> None:
+        """Close handshake bounded in time; a viewer that stopped reading is aborted."""
+        try:
+            async with asyncio.timeout(self._settings.close_timeout_s + 1.0):
+                await self._ws.close(code=code, message=reason.encode()[:120], drain=False)
+        except TimeoutError:
+            _LOGGER.debug("Close handshake timed out")
+        finally:
+            abort_if_stuck(self._transport)
+
+
+def abort_if_stuck(transport: asyncio.Transport) -> None:
+    """Abort a closed connection whose unsent bytes would otherwise be held forever."""
+    if transport.get_write_buffer_size():
+        transport.abort()
+
+
+HUB_KEY = web.AppKey("hub", CaptionHub)
+SETTINGS_KEY = web.AppKey("settings", ServerSettings)
+WEB_DIR_KEY = web.AppKey("web_dir", Path)
+VIEWERS_KEY = web.AppKey("viewers", set[WsViewer])
+
+
+def create_app(
+    hub: CaptionHub, *, web_dir: Path | None = None, settings: ServerSettings | None = None
+) -> web.Application:
+    """Build the caption server for `hub`."""
+    app = web.Application()
+    app[HUB_KEY] = hub
+    app[SETTINGS_KEY] = settings or ServerSettings()
+    app[WEB_DIR_KEY] = (web_dir or DEFAULT_WEB_DIR).resolve()
+    app[VIEWERS_KEY] = set()
+    app.router.add_get("/", _index)
+    app.router.add_get("/ws", _websocket)
+    app.router.add_static("/assets", app[WEB_DIR_KEY])
+    app.on_response_prepare.append(_add_security_headers)
+    app.on_shutdown.append(_close_viewers)
+    return app
+
+
+async def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Send the strict CSP and friends with every response."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
+async def _index(request: web.Request) -> web.FileResponse:
+    """Serve the viewer page."""
+    response = web.FileResponse(request.app[WEB_DIR_KEY] / "index.html")
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+async def _websocket(request: web.Request) -> web.StreamResponse:
+    """Attach one viewer to the hub and read (and ignore) what it sends until it closes."""
+    try:
+        since = parse_since(request.query.get("since"))
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    settings = request.app[SETTINGS_KEY]
+    ws = web.WebSocketResponse(
+        max_msg_size=settings.max_msg_bytes,
+        compress=False,
+        heartbeat=settings.heartbeat_s,
+        timeout=settings.close_timeout_s,
+    )
+    await ws.prepare(request)
+    transport = request.transport
+    if transport is None:
+        return ws
+    hub = request.app[HUB_KEY]
+    viewers = request.app[VIEWERS_KEY]
+    viewer = WsViewer(ws, transport, settings)
+    viewers.add(viewer)
+    try:
+        await hub.attach(viewer, since, request.query.get("session"))
+        await _read_until_closed(ws)
+    finally:
+        hub.detach(viewer)
+        viewers.discard(viewer)
+        await viewer.wait_closed()
+        abort_if_stuck(transport)
+    return ws
+
+
+async def _read_until_closed(ws: web.WebSocketResponse) -> None:
+    """Ignore well-formed viewer messages; close on binary or non-JSON text."""
+    async for msg in ws:
+        if msg.type is WSMsgType.TEXT:
+            if not _is_json(msg.data):
+                await ws.close(code=CLOSE_INVALID_PAYLOAD, message=b"viewer messages must be JSON", drain=False)
+        elif msg.type is WSMsgType.BINARY:
+            await ws.close(code=CLOSE_UNSUPPORTED_DATA, message=b"binary messages not accepted", drain=False)
+        elif msg.type is WSMsgType.ERROR:
+            _LOGGER.debug("Viewer connection error: %s", ws.exception())
+            return
+
+
+def _is_json(text: str) -> bool:
+    """True when `text` parses as JSON."""
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+async def _close_viewers(app: web.Application) -> None:
+    """On shutdown, close every viewer with GOING_AWAY so it reconnects with `since`."""
+    viewers = list(app[VIEWERS_KEY])
+    _LOGGER.info("Closing %d viewers", len(viewers))
+    for viewer in viewers:
+        app[HUB_KEY].detach(viewer)
+        viewer.drop(CLOSE_GOING_AWAY, "server shutting down")
+    await asyncio.gather(*(viewer.wait_closed() for viewer in viewers))
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    app: web.Application, host: str = "127.0.0.1", port: int = 0, *, shutdown_timeout_s: float = 10.0
+) -> AsyncIterator[str]:
+    """Run `app` on host:port (0 picks a free port) and yield its base URL, e.g. http://127.0.0.1:8080."""
+    runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout_s)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, backlog=4096)
+        await site.start()
+        bound_host, bound_port = runner.addresses[0][:2]
+        url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+        url = f"http://{url_host}:{bound_port}"
+        _LOGGER.info("Serving captions at %s", url)
+        yield url
+    finally:
+        await runner.cleanup()

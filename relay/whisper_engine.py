@@ -1,0 +1,163 @@
+"""One Whisper model and the single worker thread that owns it: audio in, text out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from faster_whisper import WhisperModel
+from faster_whisper.audio import pad_or_trim
+from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.transcribe import get_suppressed_tokens
+
+from relay.language import choose_language
+from relay.messages import SAMPLE_RATE_HZ
+
+_LOGGER = logging.getLogger(__name__)
+
+_MAX_DECODER_TOKENS = 448  # Whisper's text context
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeSettings:
+    """How the model decodes; from the command line."""
+
+    language: str | None = None  # None: detect per utterance
+    final_beam_size: int = 5
+    partial_beam_size: int = 1
+    compute_type: str = "int8"
+    cpu_threads: int = 0  # 0: all cores
+    no_speech_threshold: float = 0.6
+    log_prob_threshold: float = -1.0
+    compression_ratio_threshold: float = 2.4
+    fallback_temperature: float = 0.4
+    tokens_per_second: float = 10.0  # cap on output length: a looping decoder stops here
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """What one decode produced, with the scores used to reject non-speech."""
+
+    text: str
+    lang: str
+    lang_prob: float
+    no_speech_prob: float
+    avg_logprob: float
+    seconds: float
+
+
+class WhisperEngine:
+    """Loads a model once; decodes one utterance at a time on its own worker thread."""
+
+    def __init__(self, model_dir: Path, settings: DecodeSettings) -> None:
+        self.settings = settings
+        threads = settings.cpu_threads or os.cpu_count() or 1
+        started = time.monotonic()
+        self._model = WhisperModel(
+            str(model_dir), device="cpu", compute_type=settings.compute_type, cpu_threads=threads
+        )
+        _LOGGER.info("Loaded Whisper model %s in %.1f s", model_dir, time.monotonic() - started)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
+        self._tokenizers: dict[str, Tokenizer] = {}
+
+    @property
+    def multilingual(self) -> bool:
+        return self._model.model.is_multilingual
+
+    async def decode(
+        self, samples: np.ndarray, *, final: bool, previous_lang: str | None = None
+    ) -> Decoded:
+        """Decode on the worker thread; the event loop never runs the model."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, self.decode_blocking, samples, final, previous_lang
+        )
+
+    def warm_up(self) -> None:
+        """Run one throwaway decode: the first call pays one-off allocation costs."""
+        self.decode_blocking(np.zeros(SAMPLE_RATE_HZ, dtype=np.float32), final=False)
+
+    def close(self) -> None:
+        """Stop the worker after the decode in progress, if any."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def decode_blocking(
+        self, samples: np.ndarray, final: bool, previous_lang: str | None = None
+    ) -> Decoded:
+        """Encode once, pick the language from that encoding, then generate text."""
+        started = time.monotonic()
+        model = self._model
+        features = pad_or_trim(model.feature_extractor(samples))
+        encoded = model.encode(features)
+        lang, lang_prob = self._language(encoded, previous_lang)
+        tokenizer = self._tokenizer(lang)
+        duration_s = len(samples) / SAMPLE_RATE_HZ
+        beam = self.settings.final_beam_size if final else self.settings.partial_beam_size
+        text, no_speech, logprob = self._generate(encoded, tokenizer, duration_s, beam, 0.0)
+        if final and self._needs_fallback(text, logprob, no_speech):
+            retry = self._generate(encoded, tokenizer, duration_s, 1, self.settings.fallback_temperature)
+            if retry[2] > logprob and _compression_ratio(retry[0]) <= self.settings.compression_ratio_threshold:
+                text, no_speech, logprob = retry
+        if self._is_non_speech(text, logprob, no_speech):
+            text = ""
+        return Decoded(text, lang, lang_prob, no_speech, logprob, time.monotonic() - started)
+
+    def _language(self, encoded, previous_lang: str | None) -> tuple[str, float]:
+        if self.settings.language:
+            return self.settings.language, 1.0
+        if not self.multilingual:
+            return "en", 1.0
+        ranked = self._model.model.detect_language(encoded)[0]
+        probs = {token[2:-2]: prob for token, prob in ranked}
+        return choose_language(probs, previous_lang)
+
+    def _tokenizer(self, lang: str) -> Tokenizer:
+        if lang not in self._tokenizers:
+            self._tokenizers[lang] = Tokenizer(
+                self._model.hf_tokenizer, self.multilingual, task="transcribe", language=lang
+            )
+        return self._tokenizers[lang]
+
+    def _generate(
+        self, encoded, tokenizer: Tokenizer, duration_s: float, beam: int, temperature: float
+    ) -> tuple[str, float, float]:
+        prompt = self._model.get_prompt(tokenizer, [], without_timestamps=True)
+        max_new = int(8 + duration_s * self.settings.tokens_per_second)
+        sampling = {"sampling_temperature": temperature, "sampling_topk": 0} if temperature else {}
+        result = self._model.model.generate(
+            encoded,
+            [prompt],
+            beam_size=beam,
+            max_length=min(len(prompt) + max_new, _MAX_DECODER_TOKENS),
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=list(get_suppressed_tokens(tokenizer, [-1])),
+            **sampling,
+        )[0]
+        tokens = result.sequences_ids[0]
+        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        return tokenizer.decode(tokens).strip(), result.no_speech_prob, avg_logprob
+
+    def _needs_fallback(self, text: str, logprob: float, no_speech: float) -> bool:
+        s = self.settings
+        if self._is_non_speech(text, logprob, no_speech):
+            return False
+        return _compression_ratio(text) > s.compression_ratio_threshold or logprob < s.log_prob_threshold
+
+    def _is_non_speech(self, text: str, logprob: float, no_speech: float) -> bool:
+        s = self.settings
+        return no_speech > s.no_speech_threshold and logprob < s.log_prob_threshold
+
+
+def _compression_ratio(text: str) -> float:
+    """Whisper's repetition signal: looping text compresses too well."""
+    raw = text.encode("utf-8")
+    return len(raw) / len(zlib.compress(raw)) if raw else 0.0
