@@ -17,6 +17,7 @@ import collections
 import itertools
 import logging
 import secrets
+import time
 from typing import Protocol, Sequence
 
 from .messages import Caption, SourceState
@@ -158,6 +159,7 @@ class CaptionHub:
             source_state=self._source_state,
             source_detail=self._source_detail,
             ended=self._ended,
+            now=time.time(),
         )
         if not viewer.send(hello.encode()):
             viewer.drop(CLOSE_TOO_SLOW, "could not send hello")

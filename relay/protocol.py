@@ -94,6 +94,7 @@ class Hello:
     source_state: str
     source_detail: str
     ended: str | None
+    now: float
 
     def encode(self) -> Frame:
         """Encode this hello."""
@@ -109,6 +110,7 @@ class Hello:
                 "resumed": self.resumed,
                 "source": {"state": self.source_state, "detail": self.source_detail},
                 "ended": self.ended,
+                "now": self.now,
             }
         )
 

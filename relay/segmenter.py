@@ -2,8 +2,10 @@
 
 Plain synchronous code. Every 32 ms window moves a small state machine:
 
-- IDLE until a window reaches `threshold`: an utterance opens, with `pre_pad_ms` of audio
-  before the onset so the first phoneme is not clipped.
+- IDLE until a window reaches `threshold`: an utterance opens. Its onset is moved back over
+  the preceding windows still above `backtrack_threshold` (after a long silence Silero's state
+  is slow to rise, and soft first syllables sit at 0.2-0.4), then `pre_pad_ms` more audio is
+  kept so the first phoneme is not clipped.
 - While speaking, a snapshot (partial) is offered `first_partial_ms` after the onset and then
   every `partial_interval_ms`, only while the current window is speech (a decode started in a
   pause would hold the worker when the final is due).
@@ -16,6 +18,7 @@ Plain synchronous code. Every 32 ms window moves a small state machine:
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,8 +40,10 @@ class SegmenterSettings:
     settle_ms: int = 200
     min_silence_ms: int = 500
     min_speech_ms: int = 250
-    first_partial_ms: int = 350
-    partial_interval_ms: int = 1000
+    backtrack_threshold: float = 0.15
+    max_backtrack_ms: int = 1000
+    first_partial_ms: int = 300
+    partial_interval_ms: int = 800
     max_utterance_s: float = 15.0
     cut_search_s: float = 3.0
 
@@ -63,6 +68,7 @@ class Segmenter:
         self._audio_start = self._origin  # stream sample index of self._audio[0]
         self._windows_done = 0  # windows classified since the origin
         self._utt: _OpenUtterance | None = None
+        self._recent: deque[float] = deque(maxlen=self.settings.max_backtrack_ms * _MS // WINDOW_SAMPLES)
 
     @property
     def next_number(self) -> int:
@@ -98,6 +104,8 @@ class Segmenter:
         if utt is None:
             if prob >= s.threshold:
                 self._open(window_end)
+            else:
+                self._recent.append(prob)
             return
         utt.probs.append(prob)
         if prob >= s.neg_threshold:
@@ -120,6 +128,11 @@ class Segmenter:
 
     def _open(self, window_end: int) -> None:
         onset = window_end - WINDOW_SAMPLES
+        for prob in reversed(self._recent):
+            if prob < self.settings.backtrack_threshold:
+                break
+            onset -= WINDOW_SAMPLES
+        self._recent.clear()
         start = max(self._audio_start, onset - self.settings.pre_pad_ms * _MS)
         self._count += 1
         self._utt = _OpenUtterance(f"{self._id_prefix}{self._count}", start, onset, window_end)
@@ -169,7 +182,7 @@ class Segmenter:
             keep_from = self._utt.start
         else:
             done = self._origin + self._windows_done * WINDOW_SAMPLES
-            keep_from = done - self.settings.pre_pad_ms * _MS
+            keep_from = done - (self.settings.pre_pad_ms + self.settings.max_backtrack_ms) * _MS
         drop = keep_from - self._audio_start
         if drop > 0:
             self._audio = self._audio[drop:]

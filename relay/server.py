@@ -92,13 +92,21 @@ class WsViewer:
         except TimeoutError:
             _LOGGER.debug("Close handshake timed out")
         finally:
-            abort_if_stuck(self._transport)
+            abort_if_stuck(self._transport, self._settings.close_timeout_s)
 
 
-def abort_if_stuck(transport: asyncio.Transport) -> None:
-    """Abort a closed connection whose unsent bytes would otherwise be held forever."""
-    if transport.get_write_buffer_size():
-        transport.abort()
+def abort_if_stuck(transport: asyncio.Transport, delay_s: float) -> None:
+    """Abort the connection in `delay_s` if its unsent bytes have not drained by then.
+
+    A closed transport keeps flushing its buffer; a viewer that stopped reading
+    would hold that buffer forever.
+    """
+
+    def check() -> None:
+        if transport.get_write_buffer_size():
+            transport.abort()
+
+    asyncio.get_running_loop().call_later(delay_s, check)
 
 
 HUB_KEY = web.AppKey("hub", CaptionHub)
@@ -165,7 +173,7 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
         hub.detach(viewer)
         viewers.discard(viewer)
         await viewer.wait_closed()
-        abort_if_stuck(transport)
+        abort_if_stuck(transport, settings.close_timeout_s)
     return ws
 
 

@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 from relay.messages import Caption, Utterance
-from relay.whisper_engine import Decoded, WhisperEngine
+from relay.whisper_engine import Context, Decoded, WhisperEngine
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class Transcriber:
         self._settled: tuple[tuple[str, int], Decoded] | None = None
         self._finished: deque[str] = deque(maxlen=_FINISHED_IDS_KEPT)
         self._partial_sent: set[str] = set()
-        self._previous_lang: str | None = None
+        self._context = Context(lang=None)
         self._closed = False
 
     async def offer(self, utterance: Utterance) -> None:
@@ -88,7 +88,7 @@ class Transcriber:
         had_partial = utt.id in self._partial_sent
         self._partial_sent.discard(utt.id)
         if decoded.text:
-            self._previous_lang = decoded.lang
+            self._context = Context(decoded.lang, decoded.text)
         if decoded.text or had_partial:  # an empty final retracts a partial shown for noise
             await self._sink(self._caption("final", utt, decoded))
 
@@ -104,7 +104,7 @@ class Transcriber:
 
     async def _decode(self, utt: Utterance, *, final: bool) -> Decoded:
         decoded = await self._engine.decode(
-            utt.samples, final=final, previous_lang=self._previous_lang
+            utt.samples, final=final, context=self._context
         )
         _LOGGER.debug(
             "%s %s %.1f s audio in %.2f s: [%s] %s",

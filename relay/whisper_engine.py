@@ -23,6 +23,15 @@ from relay.messages import SAMPLE_RATE_HZ
 _LOGGER = logging.getLogger(__name__)
 
 _MAX_DECODER_TOKENS = 448  # Whisper's text context
+_MAX_PROMPT_TOKENS = 96
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What was said just before: steers language choice and spelling of the next caption."""
+
+    lang: str | None
+    text: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +48,8 @@ class DecodeSettings:
     compression_ratio_threshold: float = 2.4
     fallback_temperature: float = 0.4
     tokens_per_second: float = 10.0  # cap on output length: a looping decoder stops here
+    min_window_s: float = 15.0  # encoder input: the utterance padded to at least this...
+    window_headroom_s: float = 2.0  # ...and to this much past its end (up to Whisper's 30 s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +83,12 @@ class WhisperEngine:
         return self._model.model.is_multilingual
 
     async def decode(
-        self, samples: np.ndarray, *, final: bool, previous_lang: str | None = None
+        self, samples: np.ndarray, *, final: bool, context: Context | None = None
     ) -> Decoded:
         """Decode on the worker thread; the event loop never runs the model."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._executor, self.decode_blocking, samples, final, previous_lang
+            self._executor, self.decode_blocking, samples, final, context
         )
 
     def warm_up(self) -> None:
@@ -89,25 +100,40 @@ class WhisperEngine:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def decode_blocking(
-        self, samples: np.ndarray, final: bool, previous_lang: str | None = None
+        self, samples: np.ndarray, final: bool, context: Context | None = None
     ) -> Decoded:
         """Encode once, pick the language from that encoding, then generate text."""
         started = time.monotonic()
         model = self._model
-        features = pad_or_trim(model.feature_extractor(samples))
+        features = self._window(model.feature_extractor(samples))
         encoded = model.encode(features)
-        lang, lang_prob = self._language(encoded, previous_lang)
+        lang, lang_prob = self._language(encoded, context.lang if context else None)
         tokenizer = self._tokenizer(lang)
+        prompt = self._prompt(tokenizer, context if context and context.lang == lang else None)
         duration_s = len(samples) / SAMPLE_RATE_HZ
         beam = self.settings.final_beam_size if final else self.settings.partial_beam_size
-        text, no_speech, logprob = self._generate(encoded, tokenizer, duration_s, beam, 0.0)
+        text, no_speech, logprob = self._generate(encoded, prompt, tokenizer, duration_s, beam, 0.0)
         if final and self._needs_fallback(text, logprob, no_speech):
-            retry = self._generate(encoded, tokenizer, duration_s, 1, self.settings.fallback_temperature)
+            retry = self._generate(
+                encoded, prompt, tokenizer, duration_s, 1, self.settings.fallback_temperature
+            )
             if retry[2] > logprob and _compression_ratio(retry[0]) <= self.settings.compression_ratio_threshold:
                 text, no_speech, logprob = retry
         if self._is_non_speech(text, logprob, no_speech):
             text = ""
         return Decoded(text, lang, lang_prob, no_speech, logprob, time.monotonic() - started)
+
+    def _window(self, features: np.ndarray) -> np.ndarray:
+        """Pad the features to a shorter window than Whisper's 30 s when the utterance allows.
+
+        CTranslate2 encodes any length; the encoder costs about linearly in the window, and
+        with >= 8 s of window the decoder reads short utterances as well as with 30 s (see
+        docs/benchmarks.md), so 15 s halves the cost of every decode.
+        """
+        frames_per_s = SAMPLE_RATE_HZ // self._model.feature_extractor.hop_length
+        wanted = max(self.settings.min_window_s, features.shape[-1] / frames_per_s + self.settings.window_headroom_s)
+        frames = min(int(wanted * frames_per_s), self._model.feature_extractor.nb_max_frames)
+        return pad_or_trim(features, frames + frames % 2)
 
     def _language(self, encoded, previous_lang: str | None) -> tuple[str, float]:
         if self.settings.language:
@@ -125,10 +151,22 @@ class WhisperEngine:
             )
         return self._tokenizers[lang]
 
+    def _prompt(self, tokenizer: Tokenizer, context: Context | None) -> list[int]:
+        """Start-of-transcript tokens, led by the previous caption when it is the same language."""
+        previous: list[int] = []
+        if context is not None and context.text:
+            previous = tokenizer.encode(" " + context.text.strip())[-_MAX_PROMPT_TOKENS:]
+        return self._model.get_prompt(tokenizer, previous, without_timestamps=True)
+
     def _generate(
-        self, encoded, tokenizer: Tokenizer, duration_s: float, beam: int, temperature: float
+        self,
+        encoded,
+        prompt: list[int],
+        tokenizer: Tokenizer,
+        duration_s: float,
+        beam: int,
+        temperature: float,
     ) -> tuple[str, float, float]:
-        prompt = self._model.get_prompt(tokenizer, [], without_timestamps=True)
         max_new = int(8 + duration_s * self.settings.tokens_per_second)
         sampling = {"sampling_temperature": temperature, "sampling_topk": 0} if temperature else {}
         result = self._model.model.generate(

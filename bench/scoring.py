@@ -1,0 +1,87 @@
+"""Scoring captions against the timed references of ../shared/speech/meeting.json."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import jiwer
+
+SPEECH_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "speech"
+NON_SPEECH_KINDS = ("silence", "noise", "music")
+
+
+def normalise(text: str) -> str:
+    """Lower case, accents folded, punctuation dropped: what WER is computed on."""
+    folded = unicodedata.normalize("NFKD", text.lower())
+    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    return " ".join(re.sub(r"[^\w']+|'", " ", folded).split())
+
+
+def wer(references: list[str], hypotheses: list[str]) -> float:
+    """Corpus WER over normalised texts (empty hypotheses count as deletions)."""
+    refs = [normalise(r) for r in references]
+    hyps = [normalise(h) for h in hypotheses]
+    return jiwer.wer(refs, hyps)
+
+
+def percentile(values: Iterable[float], q: float) -> float | None:
+    data = sorted(values)
+    if not data:
+        return None
+    if len(data) == 1:
+        return data[0]
+    return statistics.quantiles(data, n=100, method="inclusive")[int(q) - 1]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: str
+    start: float
+    end: float
+    lang: str = ""
+    text: str = ""
+    id: str = ""
+
+
+def load_events(path: Path = SPEECH_DIR / "meeting.json", offset_s: float = 0.0) -> list[Event]:
+    raw = json.loads(path.read_text(encoding="utf-8"))["events"]
+    return [
+        Event(e["kind"], e["start"] + offset_s, e["end"] + offset_s, e.get("lang", ""),
+              e.get("text", ""), e.get("id", ""))
+        for e in raw
+    ]
+
+
+def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
+    return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+def assign_finals(events: list[Event], finals: list[dict[str, Any]]) -> dict[int, list[dict]]:
+    """Map each final caption to the speech event it overlaps most (by index in events)."""
+    speech = [(i, e) for i, e in enumerate(events) if e.kind == "speech"]
+    assigned: dict[int, list[dict]] = {i: [] for i, _ in speech}
+    for final in finals:
+        best = max(speech, key=lambda ie: _overlap(final["start"], final["end"], ie[1].start, ie[1].end))
+        if _overlap(final["start"], final["end"], best[1].start, best[1].end) > 0:
+            assigned[best[0]].append(final)
+    return assigned
+
+
+def words_in_non_speech(events: list[Event], finals: list[dict[str, Any]]) -> int:
+    """Words of finals lying mostly inside silence, noise or music."""
+    count = 0
+    for final in finals:
+        span = max(final["end"] - final["start"], 1e-6)
+        inside = sum(
+            _overlap(final["start"], final["end"], e.start, e.end)
+            for e in events if e.kind in NON_SPEECH_KINDS
+        )
+        if inside / span > 0.5:
+            count += len(normalise(final["text"]).split())
+    return count

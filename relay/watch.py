@@ -1,0 +1,132 @@
+"""`relay watch URL`: print a relay's captions live in a terminal, resuming after drops."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import shutil
+import unicodedata
+from typing import Any, TextIO
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
+
+_LOGGER = logging.getLogger(__name__)
+
+_BASE_DELAY_S = 0.5
+_MAX_DELAY_S = 30.0
+
+
+def socket_url(url: str) -> str:
+    """Turn a viewer page URL (http://host:port/) into its caption socket URL (ws://host:port/ws)."""
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    path = parts.path if parts.path.endswith("/ws") else parts.path.rstrip("/") + "/ws"
+    return urlunsplit((scheme, parts.netloc, path, "", ""))
+
+
+def _clean(text: str) -> str:
+    """Drop control characters so caption text cannot drive the terminal."""
+    return "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text)
+
+
+def caption_text(msg: dict[str, Any], lang: str | None) -> str:
+    """The caption's text in `lang` (original when None or untranslated)."""
+    translations = msg.get("translations") or {}
+    if lang is not None and lang != msg.get("lang") and translations.get(lang):
+        return _clean(str(translations[lang]))
+    return _clean(str(msg.get("text", "")))
+
+
+class Printer:
+    """Writes captions: on a terminal the partial is redrawn in place, elsewhere only finals."""
+
+    def __init__(self, out: TextIO, lang: str | None) -> None:
+        self._out = out
+        self._lang = lang
+        self._tty = out.isatty()
+        self._partial_shown = False
+
+    def partial(self, msg: dict[str, Any]) -> None:
+        if not self._tty:
+            return
+        width = max(10, shutil.get_terminal_size().columns - 1)
+        text = caption_text(msg, self._lang)
+        if len(text) > width:
+            text = "…" + text[-(width - 1) :]
+        self._out.write(f"\r\x1b[2K\x1b[2m{text}\x1b[0m")
+        self._out.flush()
+        self._partial_shown = True
+
+    def final(self, msg: dict[str, Any]) -> None:
+        prefix = "\r\x1b[2K" if self._partial_shown else ""
+        self._out.write(f"{prefix}{caption_text(msg, self._lang)}\n")
+        self._out.flush()
+        self._partial_shown = False
+
+
+class _Resume:
+    """Where to resume: the session and the last final seen."""
+
+    def __init__(self) -> None:
+        self.session: str | None = None
+        self.last_seq = 0
+        self.ended = False
+
+    def query(self) -> str:
+        if self.session is None:
+            return ""
+        return "?" + urlencode({"since": self.last_seq, "session": self.session})
+
+
+async def _follow(url: str, resume: _Resume, printer: Printer) -> None:
+    """Print captions from one connection until it closes."""
+    async with connect(url + resume.query(), max_size=1 << 20) as ws:
+        async for raw in ws:
+            msg = json.loads(raw)
+            kind = msg.get("type")
+            if kind == "hello":
+                _LOGGER.info("Connected to %s (final %s)", url, msg.get("seq"))
+                if msg.get("session") != resume.session:
+                    resume.session, resume.last_seq = msg.get("session"), 0
+            elif kind == "final" and msg["seq"] > resume.last_seq:
+                resume.last_seq = msg["seq"]
+                printer.final(msg)
+            elif kind == "partial" and msg["seq"] > resume.last_seq:
+                printer.partial(msg)
+            elif kind == "status":
+                _LOGGER.info("Source %s %s", msg.get("state"), msg.get("detail", ""))
+            elif kind == "end":
+                _LOGGER.info("Session ended: %s", msg.get("reason", ""))
+                resume.ended = True
+                return
+
+
+async def watch(url: str, lang: str | None, out: TextIO) -> int:
+    """Print captions from the relay at `url` until the session ends (returns 0) or is refused (2)."""
+    ws_url = socket_url(url)
+    resume = _Resume()
+    printer = Printer(out, lang)
+    attempt = 0
+    while True:
+        try:
+            await _follow(ws_url, resume, printer)
+            attempt = 0
+        except InvalidStatus as exc:
+            _LOGGER.error("Relay refused the connection: HTTP %d", exc.response.status_code)
+            return 2
+        except InvalidURI as exc:
+            _LOGGER.error("Not a relay URL: %s", exc)
+            return 2
+        except (ConnectionClosed, OSError, json.JSONDecodeError, TimeoutError) as exc:
+            _LOGGER.warning("Connection lost: %s", exc)
+        if resume.ended:
+            return 0
+        ceiling = min(_MAX_DELAY_S, _BASE_DELAY_S * 2**attempt)
+        delay = random.uniform(ceiling / 2, ceiling)  # jitter spreads reconnects after a restart
+        attempt = min(attempt + 1, 10)
+        _LOGGER.info("Reconnecting in %.1f s", delay)
+        await asyncio.sleep(delay)
