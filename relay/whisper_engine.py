@@ -24,6 +24,7 @@ _LOGGER = logging.getLogger(__name__)
 
 _MAX_DECODER_TOKENS = 448  # Whisper's text context
 _MAX_PROMPT_TOKENS = 96
+_SILENT_RMS = 1e-4  # -80 dBFS: a muted feed; Whisper would invent text for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,8 @@ class WhisperEngine:
     ) -> Decoded:
         """Encode once, pick the language from that encoding, then generate text."""
         started = time.monotonic()
+        if not samples.size or float(np.sqrt(np.mean(samples**2))) < _SILENT_RMS:
+            return Decoded("", context.lang if context and context.lang else "en", 0.0, 1.0, 0.0, 0.0)
         model = self._model
         features = self._window(model.feature_extractor(samples))
         encoded = model.encode(features)
@@ -191,8 +194,11 @@ class WhisperEngine:
         return _compression_ratio(text) > s.compression_ratio_threshold or logprob < s.log_prob_threshold
 
     def _is_non_speech(self, text: str, logprob: float, no_speech: float) -> bool:
+        """Whisper's silence rule, widened: a likely-silent window that loops is not speech."""
         s = self.settings
-        return no_speech > s.no_speech_threshold and logprob < s.log_prob_threshold
+        if no_speech <= s.no_speech_threshold:
+            return False
+        return logprob < s.log_prob_threshold or _compression_ratio(text) > s.compression_ratio_threshold
 
 
 def _compression_ratio(text: str) -> float:

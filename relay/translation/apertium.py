@@ -32,6 +32,8 @@ _ISO3_TO_ISO1 = {
 _MODE_NAME = re.compile(r"^([a-z]{2,3})-([a-z]{2,3})$")
 # Characters with a meaning in the Apertium stream format, escaped with a backslash.
 _RESERVED = frozenset("\\[]^$@/<>{}")
+# Post-generation consumes every '~' (escaped or not): carry it through as a private-use stand-in.
+_TILDE, _TILDE_STAND_IN = "~", "\ue07e"
 _WHITESPACE = re.compile(r"[\s\x00]+")
 _READ_BYTES = 65536
 
@@ -84,7 +86,7 @@ def pipeline_commands(mode_file: Path) -> list[list[str]]:
 
 def encode(text: str) -> bytes:
     """Turn plain text into one null-terminated Apertium stream request."""
-    flat = _WHITESPACE.sub(" ", text).strip()
+    flat = _WHITESPACE.sub(" ", text).strip().replace(_TILDE, _TILDE_STAND_IN)
     escaped = "".join("\\" + char if char in _RESERVED else char for char in flat)
     # The trailing blank lets lt-proc close the last word before the flush.
     return (escaped + "[]").encode("utf-8") + b"\0"
@@ -109,7 +111,7 @@ def decode(raw: bytes, source_text: str) -> str:
         if char != "@" and not (char in "*#" and char not in source_text):
             out.append(char)
         index += 1
-    return _WHITESPACE.sub(" ", "".join(out)).strip()
+    return _WHITESPACE.sub(" ", "".join(out)).strip().replace(_TILDE_STAND_IN, _TILDE)
 
 
 class _PipelineDied(Exception):
@@ -169,13 +171,17 @@ class ApertiumTranslator:
         env = {**os.environ, "LC_ALL": "C.UTF-8"}
         previous: subprocess.Popen[bytes] | None = None
         for argv in self._commands:
-            proc = subprocess.Popen(
-                argv,
-                stdin=previous.stdout if previous else subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                env=env,
-            )
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=previous.stdout if previous else subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    env=env,
+                )
+            except OSError as err:
+                self._stop()
+                raise EngineUnavailable(f"cannot start {argv[0]} ({err}); run: {INSTALL_HINT}") from err
             if previous is not None and previous.stdout is not None:
                 previous.stdout.close()  # only the next program keeps the read end
             self._procs.append(proc)
@@ -206,7 +212,7 @@ class ApertiumTranslator:
                     chunk = _read(key.fd)
                     answer += chunk
                     if b"\0" in chunk:
-                        return bytes(answer[: answer.index(b"\0")])
+                        return _complete_answer(bytes(answer[: answer.index(b"\0")]))
 
     def _stop(self) -> None:
         """Kill and reap every program of the chain."""
@@ -218,6 +224,13 @@ class ApertiumTranslator:
                 proc.kill()
             proc.wait()
         self._procs = []
+
+
+def _complete_answer(raw: bytes) -> bytes:
+    """Return `raw` if it carries the request's closing blank, else the chain flushed on exit."""
+    if b"[]" not in raw:
+        raise _PipelineDied()
+    return raw
 
 
 def _write(fd: int, data: bytes) -> int:
