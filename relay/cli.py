@@ -70,18 +70,18 @@ def load_engine(args: argparse.Namespace) -> WhisperEngine:
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
     sink = JsonlWriter(sys.stdout) if args.jsonl else TextWriter(sys.stdout, sys.stdout.isatty())
-    engine = load_engine(args)
+    return asyncio.run(_transcribe(args, sink))
+
+
+async def _transcribe(args: argparse.Namespace, sink) -> int:
+    pipeline = Pipeline(pipeline_settings(args), sink, _log_source_event)
+    await pipeline.open()  # a bad source fails before the model is loaded
+    engine = await asyncio.to_thread(load_engine, args)
     try:
-        return asyncio.run(_transcribe(args, engine, sink))
+        install_stop_signals(pipeline.stop)
+        await pipeline.run(engine)
     finally:
         engine.close()
-
-
-async def _transcribe(args: argparse.Namespace, engine: WhisperEngine, sink) -> int:
-    pipeline = Pipeline(pipeline_settings(args), engine, sink, _log_source_event)
-    await pipeline.open()
-    install_stop_signals(pipeline.stop)
-    await pipeline.run()
     return EXIT_OK
 
 

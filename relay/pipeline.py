@@ -76,12 +76,10 @@ class Pipeline:
     def __init__(
         self,
         settings: PipelineSettings,
-        engine: WhisperEngine,
         sink: CaptionSink,
         on_source_event: SourceListener = _ignore_source_event,
     ) -> None:
         self.settings = settings
-        self._engine = engine
         self._sink = sink
         self._on_source_event = on_source_event
         self._source = AudioSource(settings.source)
@@ -96,11 +94,11 @@ class Pipeline:
         """Stop reading; what was said so far is still committed and published."""
         self._source.stop()
 
-    async def run(self) -> None:
+    async def run(self, engine: WhisperEngine) -> None:
         """Transcribe until the source ends; every stage stops if one fails."""
         if self._container is None:
             await self.open()
-        transcriber = Transcriber(self._engine, self._sink, self._source.opened_at)
+        transcriber = Transcriber(engine, self._sink, self._source.opened_at)
         cutter = SpeechCutter(self.settings.segmenter, _id_prefix(self.settings.channel))
         try:
             async with asyncio.TaskGroup() as group:

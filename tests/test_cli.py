@@ -1,0 +1,81 @@
+"""The relay command as a user runs it: real model, real files, real errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.scoring import wer
+from tests.conftest import SPEECH_DIR
+
+RELAY = str(Path(sys.executable).with_name("relay"))
+
+
+def relay(*args: str, stdin: bytes | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([RELAY, *args], input=stdin, capture_output=True, timeout=timeout)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.decode().splitlines() if line.startswith("relay:")]
+    assert len(errors) == 1, proc.stderr.decode()
+    for needle in needles:
+        assert needle in errors[0]
+    assert "Traceback" not in proc.stderr.decode()
+
+
+def test_wrong_url_is_one_line_error(unused_tcp_port):
+    url = f"http://127.0.0.1:{unused_tcp_port}/live.m3u8"
+    assert_one_line_error(relay("transcribe", url, "--jsonl"), url, "refused")
+
+
+def test_missing_file_is_one_line_error(tmp_path):
+    missing = str(tmp_path / "nope.flac")
+    assert_one_line_error(relay("transcribe", missing), missing, "No such file")
+
+
+def test_video_without_audio_is_one_line_error(video_only_file):
+    assert_one_line_error(relay("transcribe", str(video_only_file)), "no audio stream")
+
+
+def test_text_file_is_one_line_error(tmp_path):
+    bogus = tmp_path / "notes.m3u8"
+    bogus.write_text("this is not a playlist\n")
+    assert_one_line_error(relay("transcribe", str(bogus)), str(bogus))
+
+
+def test_unknown_model_is_one_line_error():
+    proc = relay("transcribe", str(SPEECH_DIR / "clips" / "en-jfk.flac"), "--model", "huge-v9")
+    assert_one_line_error(proc, "unknown model")
+
+
+def test_stdin_is_transcribed_as_jsonl(clips):
+    jfk = next(c for c in clips if c["id"] == "en-jfk")
+    proc = relay("transcribe", "-", "--jsonl", stdin=(SPEECH_DIR / jfk["path"]).read_bytes())
+    assert proc.returncode == 0, proc.stderr.decode()
+    lines = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    finals = [c for c in lines if c["type"] == "final"]
+    assert finals and all(set(c) >= {"id", "lang", "text", "start", "end", "wall"} for c in lines)
+    assert all(c["lang"] == "en" for c in finals)
+    assert wer([jfk["text"]], [" ".join(c["text"] for c in finals)]) <= 0.2
+    starts = [c["start"] for c in finals]
+    assert starts == sorted(starts) and all(c["start"] < c["end"] for c in finals)
+
+
+def test_default_output_is_readable_text(clips):
+    clip = next(c for c in clips if c["id"] == "fr-ast-conf-getconfno")
+    proc = relay("transcribe", str(SPEECH_DIR / clip["path"]))
+    assert proc.returncode == 0, proc.stderr.decode()
+    lines = proc.stdout.decode().splitlines()
+    assert lines and lines[0].startswith("[00:00:00 fr] ")
+    assert "conférence" in proc.stdout.decode()
+
+
+def test_realtime_captions_never_precede_their_audio(clips):
+    clip = next(c for c in clips if c["id"] == "es-ast-conf-kicked")
+    proc = relay("transcribe", str(SPEECH_DIR / clip["path"]), "--realtime", "--jsonl")
+    captions = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert any(c["type"] == "partial" for c in captions)
+    assert captions and all(c["wall"] >= c["end"] for c in captions)
