@@ -69,11 +69,17 @@ def _reason(exc: BaseException) -> str:
     return " ".join(str(text).split()) or type(exc).__name__
 
 
-def decode_audio(container: av.container.InputContainer) -> Iterator[np.ndarray]:
-    """Yield the first audio stream as 16 kHz mono float32 arrays, skipping corrupt packets."""
+def decode_audio(
+    container: av.container.InputContainer, skip_until_s: float | None = None
+) -> Iterator[tuple[np.ndarray, float | None]]:
+    """Yield (16 kHz mono float32 samples, source timestamp of the packet) for the first
+    audio stream, skipping corrupt packets and packets at or before `skip_until_s`."""
     stream = container.streams.audio[0]
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE_HZ)
     for packet in container.demux(stream):
+        pts_s = float(packet.pts * packet.time_base) if packet.pts is not None else None
+        if skip_until_s is not None and pts_s is not None and pts_s <= skip_until_s:
+            continue
         try:
             frames = packet.decode()
         except av.InvalidDataError as exc:
@@ -81,9 +87,37 @@ def decode_audio(container: av.container.InputContainer) -> Iterator[np.ndarray]
             continue
         for frame in frames:
             for out in resampler.resample(frame):
-                yield out.to_ndarray().reshape(-1)
+                yield out.to_ndarray().reshape(-1), pts_s
     for out in resampler.resample(None):
-        yield out.to_ndarray().reshape(-1)
+        yield out.to_ndarray().reshape(-1), None
+
+
+class _StreamClock:
+    """Where the stream is: samples handed over, and the source timestamp reached.
+
+    After a reconnect, a live source (HLS) replays a few segments already heard: packets up
+    to the last timestamp are skipped. The clock then jumps by the gap in source timestamps,
+    or by the time spent away when the new connection's timestamps start over (RTMP).
+    """
+
+    _MAX_TIMESTAMP_GAP_S = 6 * 3600.0
+
+    def __init__(self) -> None:
+        self.samples = 0
+        self.last_pts_s: float | None = None
+        self.dropped_at: float | None = None
+
+    def advance_after_gap(self, pts_s: float | None) -> None:
+        """Called with the first new packet after a reconnect."""
+        if self.dropped_at is None:
+            return
+        away_s = time.monotonic() - self.dropped_at
+        if pts_s is not None and self.last_pts_s is not None:
+            gap_s = pts_s - self.last_pts_s
+            if 0 <= gap_s < self._MAX_TIMESTAMP_GAP_S:
+                away_s = gap_s
+        self.samples += int(max(away_s, 0.0) * SAMPLE_RATE_HZ)
+        self.dropped_at = None
 
 
 class AudioSource:
@@ -130,49 +164,64 @@ class AudioSource:
         self._stop.set()
 
     def _run(self, container: av.container.InputContainer, put) -> None:
-        emitted = 0  # samples handed over, i.e. the stream clock
+        clock = _StreamClock()
         try:
             put(SourceEvent(SourceState.CONNECTED, self.settings.url))
             while not self._stop.is_set():
-                emitted = self._pump(container, put, emitted)
+                fresh = self._pump(container, put, clock)
                 container.close()
                 if self._stop.is_set() or not self.settings.should_reconnect:
                     break
-                reopened = self._reconnect(put)
-                if reopened is None:
+                if clock.dropped_at is not None and not fresh:
+                    break  # a reopened source with nothing new has ended (e.g. HLS ENDLIST)
+                clock.dropped_at = time.monotonic()
+                container = self._reconnect(put)
+                if container is None:
                     break
-                container, away_s = reopened
-                emitted += int(away_s * SAMPLE_RATE_HZ)
             put(SourceEvent(SourceState.ENDED, self.settings.url))
         except Exception as exc:  # surfaces in the pipeline, which reports it
             put(exc)
         finally:
             put(None)
 
-    def _pump(self, container, put, emitted: int) -> int:
-        """Hand over everything the container yields; return the new stream clock."""
+    def _pump(self, container, put, clock: _StreamClock) -> bool:
+        """Hand over what the container yields; True if any audio was new."""
+        fresh = False
         try:
-            for samples in decode_audio(container):
-                for start in range(0, len(samples), CHUNK_SAMPLES):
-                    piece = samples[start : start + CHUNK_SAMPLES]
-                    chunk = AudioChunk(piece, emitted / SAMPLE_RATE_HZ)
-                    emitted += len(piece)
-                    if self.settings.realtime:
-                        self._pace(chunk.end_s)
-                    if self._stop.is_set():
-                        return emitted
-                    put(chunk)
+            for samples, pts_s in decode_audio(container, skip_until_s=clock.last_pts_s):
+                if not fresh:
+                    clock.advance_after_gap(pts_s)
+                    fresh = True
+                if pts_s is not None:
+                    clock.last_pts_s = max(pts_s, clock.last_pts_s or pts_s)
+                if not self._hand_over(samples, clock, put):
+                    break
         except (av.FFmpegError, OSError) as exc:
             _LOGGER.warning("Source %s dropped: %s", self.settings.url, _reason(exc))
-        return emitted
+        else:
+            if self.settings.should_reconnect and not self._stop.is_set():
+                _LOGGER.warning("Source %s ended; checking whether it comes back", self.settings.url)
+        return fresh
+
+    def _hand_over(self, samples: np.ndarray, clock: _StreamClock, put) -> bool:
+        """Pass samples on in small chunks (paced if asked); False once stopping."""
+        for start in range(0, len(samples), CHUNK_SAMPLES):
+            piece = samples[start : start + CHUNK_SAMPLES]
+            chunk = AudioChunk(piece, clock.samples / SAMPLE_RATE_HZ)
+            clock.samples += len(piece)
+            if self.settings.realtime:
+                self._pace(chunk.end_s)
+            if self._stop.is_set():
+                return False
+            put(chunk)
+        return True
 
     def _pace(self, stream_end_s: float) -> None:
         delay = self.opened_at + stream_end_s - time.monotonic()
         if delay > 0:
             self._stop.wait(delay)
 
-    def _reconnect(self, put) -> tuple[av.container.InputContainer, float] | None:
-        dropped_at = time.monotonic()
+    def _reconnect(self, put) -> av.container.InputContainer | None:
         put(SourceEvent(SourceState.RECONNECTING, self.settings.url))
         backoff = 0.5
         while not self._stop.wait(backoff):
@@ -184,5 +233,5 @@ class AudioSource:
                 continue
             _LOGGER.info("Reconnected to %s", self.settings.url)
             put(SourceEvent(SourceState.CONNECTED, self.settings.url))
-            return container, time.monotonic() - dropped_at
+            return container
         return None

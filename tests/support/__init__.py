@@ -1,0 +1,1 @@
+"""Test support: a live HLS server, media helpers and pytest fixtures."""
