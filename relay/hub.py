@@ -18,7 +18,8 @@ import itertools
 import logging
 import secrets
 import time
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 from .messages import Caption, SourceState
 from .protocol import CLOSE_TOO_SLOW, Frame, Hello, encode_caption, encode_end, encode_status

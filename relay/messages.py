@@ -82,6 +82,7 @@ class Caption:
     channel: str = "floor"
     translations: Mapping[str, str] = field(default_factory=dict)
     mt: Mapping[str, str] = field(default_factory=dict)
+    mt_ms: float | None = None  # time spent translating this final
 
     @property
     def is_final(self) -> bool:

@@ -22,6 +22,8 @@ def caption_record(caption: Caption) -> dict[str, Any]:
     if caption.translations:
         record["translations"] = dict(caption.translations)
         record["mt"] = dict(caption.mt)
+    if caption.mt_ms is not None:
+        record["mt_ms"] = caption.mt_ms
     return record
 
 

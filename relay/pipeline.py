@@ -8,10 +8,12 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from relay.caption_stage import CaptionStage
 from relay.messages import AudioChunk, SourceEvent, SourceState, Utterance
 from relay.segmenter import Segmenter, SegmenterSettings
 from relay.source import AudioSource, SourceSettings, open_container
 from relay.transcriber import CaptionSink, Transcriber
+from relay.translation import CaptionTranslator
 from relay.vad import StreamingVad
 from relay.whisper_engine import WhisperEngine
 
@@ -94,18 +96,27 @@ class Pipeline:
         """Stop reading; what was said so far is still committed and published."""
         self._source.stop()
 
-    async def run(self, engine: WhisperEngine) -> None:
-        """Transcribe until the source ends; every stage stops if one fails."""
+    async def run(self, engine: WhisperEngine, translator: CaptionTranslator | None = None) -> None:
+        """Transcribe (and interpret) until the source ends; every stage stops if one fails."""
         if self._container is None:
             await self.open()
-        transcriber = Transcriber(engine, self._sink, self._source.opened_at)
+        stage = CaptionStage(translator, self._sink, self._source.opened_at)
+        transcriber = Transcriber(engine, stage.offer, self._source.opened_at)
         cutter = SpeechCutter(self.settings.segmenter, _id_prefix(self.settings.channel))
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(transcriber.run())
+                group.create_task(stage.run())
+                group.create_task(self._transcribe(transcriber, stage))
                 group.create_task(self._feed(cutter, transcriber))
         finally:
             cutter.close()
+
+    @staticmethod
+    async def _transcribe(transcriber: Transcriber, stage: CaptionStage) -> None:
+        try:
+            await transcriber.run()
+        finally:
+            stage.close()
 
     async def _feed(self, cutter: SpeechCutter, transcriber: Transcriber) -> None:
         try:

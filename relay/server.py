@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator
 
 from aiohttp import WSMsgType, web
 
@@ -25,11 +26,13 @@ _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'{sockets}; base-uri 'none'; form-action 'none'"
+)
+# Host header values safe to echo into the CSP (name or IPv4/IPv6 literal, optional port).
+_HOST_RE = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-        "connect-src 'self'; base-uri 'none'; form-action 'none'"
-    ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Opener-Policy": "same-origin",
@@ -56,7 +59,7 @@ class WsViewer:
     this viewer's bounded buffer.
     """
 
-    __slots__ = ("_ws", "_transport", "_settings", "_close_task")
+    __slots__ = ("_close_task", "_settings", "_transport", "_ws")
 
     def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport, settings: ServerSettings) -> None:
         self._ws = ws
@@ -134,6 +137,10 @@ def create_app(
 
 async def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """Send the strict CSP and friends with every response."""
+    host = request.host
+    # Some browsers do not let 'self' cover ws:/wss:, so name this host's sockets explicitly.
+    sockets = f" ws://{host} wss://{host}" if _HOST_RE.match(host) else ""
+    response.headers.setdefault("Content-Security-Policy", CSP.format(sockets=sockets))
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
 
@@ -201,7 +208,8 @@ def _is_json(text: str) -> bool:
 
 async def _close_viewers(app: web.Application) -> None:
     """On shutdown, close every viewer with GOING_AWAY so it reconnects with `since`."""
-    viewers = list(app[VIEWERS_KEY])
+    attached: set[WsViewer] = app[VIEWERS_KEY]
+    viewers = list(attached)
     _LOGGER.info("Closing %d viewers", len(viewers))
     for viewer in viewers:
         app[HUB_KEY].detach(viewer)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.scoring import Event, assign_finals, normalise, wer, words_in_non_speech
+from tests.test_translation_router import detected_language
 
 RELAY = str(Path(sys.executable).with_name("relay"))
 SPEED = 2.0  # the stream airs twice as fast as real time, to keep CI short
@@ -113,3 +114,23 @@ def test_partials_precede_finals_and_share_their_id(outage_run):
             seen_final.add(caption["id"])
     assert partial_ids and partial_ids <= seen_final
     assert all(normalise(c["text"]) for c in outage_run.captions if c["type"] == "partial")
+
+
+def test_finals_carry_english_french_and_spanish(outage_run):
+    finals = [c for c in outage_run.captions if c["type"] == "final" and c["text"]]
+    for caption in finals:
+        assert set(caption["translations"]) == {"en", "fr", "es"}
+        assert caption["translations"][caption["lang"]] == caption["text"]
+        assert set(caption["mt"]) == {"en", "fr", "es"} - {caption["lang"]}
+        assert all("apertium" in label for label in caption["mt"].values())
+    long_enough = [c for c in finals if len(c["text"].split()) >= 6]
+    for target in ("en", "fr", "es"):
+        translated = [c["translations"][target] for c in long_enough if c["lang"] != target]
+        right = sum(detected_language(text) == target for text in translated)
+        assert translated and right >= 0.8 * len(translated), target
+
+
+def test_long_finals_are_split_into_readable_captions(outage_run):
+    finals = [c for c in outage_run.captions if c["type"] == "final" and c["text"]]
+    assert all(len(c["text"]) <= 2 * 42 for c in finals)
+    assert any("." in c["id"] for c in finals)  # the 14 s menu prompt needs more than one caption
