@@ -98,6 +98,10 @@ def score(events: list[Event], captions: list[dict[str, Any]]) -> dict[str, Any]
         "first_partial_delay_s": {"p50": _r(percentile(partial_delays, 50)),
                                   "p95": _r(percentile(partial_delays, 95))},
         "words_in_non_speech": words_in_non_speech(events, finals),
+        "translated_final_delay_ms": {
+            "p50": _r(percentile([c["mt_ms"] for c in finals if "mt_ms" in c], 50)),
+            "p95": _r(percentile([c["mt_ms"] for c in finals if "mt_ms" in c], 95)),
+        },
         "finals": len(finals),
         "partials": sum(1 for c in captions if c["type"] == "partial"),
     }
@@ -126,6 +130,30 @@ def offline_ceiling(events: list[Event], model: str) -> dict[str, Any]:
         "wer": {lang: round(100 * wer(b["refs"], b["hyps"]), 1) for lang, b in sorted(per_lang.items())},
         "language_right": lang_right,
     }
+
+
+def translation_cpu(captions: list[dict[str, Any]], audio_s: float) -> dict[str, Any]:
+    """CPU the interpretation of this run's finals costs (relay and Apertium processes),
+    as a share of one core over the duration of the audio."""
+    import psutil
+
+    from relay.translation import CaptionTranslator
+
+    finals = [c for c in captions if c["type"] == "final" and c["text"]]
+    translator = CaptionTranslator()
+    translator.warm_up()
+    me = psutil.Process()
+
+    def cpu() -> float:
+        times = [me.cpu_times()] + [p.cpu_times() for p in me.children(recursive=True)]
+        return sum(t.user + t.system for t in times)
+
+    before = cpu()
+    for caption in finals:
+        translator.translate(caption["text"], caption["lang"])
+    used = cpu() - before
+    translator.close()
+    return {"captions": len(finals), "cpu_s": round(used, 2), "share_of_one_core": round(used / audio_s, 4)}
 
 
 def drift(events_per_loop: list[Event], captions: list[dict], loops: int) -> dict[str, Any]:
@@ -175,6 +203,8 @@ def main() -> None:
     }
     if args.loops > 1:
         result["drift"] = drift(events, run["captions"], args.loops)
+    else:
+        result["translation_cpu"] = translation_cpu(run["captions"], audio_s)
     if not args.skip_offline and args.loops == 1:
         result["offline"] = offline_ceiling(events, args.model)
     text = json.dumps(result, indent=2)
