@@ -16,11 +16,14 @@ import gc
 import json
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.process
+import os
 import resource
 import sys
 import time
-from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -52,6 +55,7 @@ class Point:
     warmup_s: float = 3.0
     partial_interval_s: float = 1.0
     final_every: int = 3
+    client_processes: int = 1
 
 
 def raise_fd_limit(needed: int) -> None:
@@ -75,8 +79,7 @@ class _BenchViewer(asyncio.Protocol):
         self.protocol = ClientProtocol(parse_uri(uri))
         self.stalled = stalled
         self.ready = ready
-        self.walls: list[float] = []
-        self.delays: list[float] = []
+        self.samples: list[tuple[float, float]] = []  # (publish time, delay)
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -90,7 +93,7 @@ class _BenchViewer(asyncio.Protocol):
         self.protocol.receive_data(data)
         for event in self.protocol.events_received():
             if isinstance(event, WsFrame) and event.opcode is Opcode.TEXT:
-                self._on_text(event.data, now)
+                self._on_text(bytes(event.data), now)
         self._flush()
 
     def _on_text(self, data: bytes, now: float) -> None:
@@ -99,11 +102,10 @@ class _BenchViewer(asyncio.Protocol):
             if self.stalled and self.transport is not None:
                 self.transport.pause_reading()
             return
-        at = data.rfind(_WALL_KEY)
+        at = data.rfind(_WALL_KEY)  # captions end with "wall":<float>}; parsing all JSON would slow the clients
         if at >= 0:
             wall = float(data[at + len(_WALL_KEY) : -1])
-            self.walls.append(wall)
-            self.delays.append(now - wall)
+            self.samples.append((wall, now - wall))
 
     def _flush(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -126,7 +128,7 @@ async def _viewers_main(url: str, point: Point, conn: multiprocessing.connection
         ready: asyncio.Future[None] = loop.create_future()
         async with gate:
             _, viewer = await loop.create_connection(
-                lambda: _BenchViewer(url, index < point.stalled, ready), parts.hostname, parts.port
+                lambda: _BenchViewer(url, index < point.stalled, ready), parts.hostname or "127.0.0.1", parts.port or 80
             )
             await asyncio.wait_for(ready, 60)
         return viewer
@@ -134,13 +136,9 @@ async def _viewers_main(url: str, point: Point, conn: multiprocessing.connection
     viewers = await asyncio.gather(*(one(i) for i in range(point.viewers)))
     conn.send("ready")
     measure_from = await loop.run_in_executor(None, conn.recv)
-    delays, received = [], []
-    for viewer in viewers[point.stalled :]:
-        walls = np.array(viewer.walls)
-        in_window = walls >= measure_from
-        delays.append(np.array(viewer.delays)[in_window])
-        received.append(int(in_window.sum()))
-    conn.send({"delays": np.concatenate(delays) if delays else np.zeros(0), "min_received": min(received, default=0)})
+    kept = [[delay for wall, delay in v.samples if wall >= measure_from] for v in viewers[point.stalled :]]
+    delays = np.array([delay for per_viewer in kept for delay in per_viewer])
+    conn.send({"delays": delays, "min_received": min(map(len, kept), default=0)})
     for viewer in viewers:
         if viewer.transport is not None:
             viewer.transport.abort()
@@ -148,6 +146,7 @@ async def _viewers_main(url: str, point: Point, conn: multiprocessing.connection
 
 def _viewers_process(url: str, point: Point, conn: multiprocessing.connection.Connection) -> None:
     raise_fd_limit(point.viewers + 256)
+    os.nice(int(os.environ.get("BENCH_VIEWER_NICE", "0")))
     asyncio.run(_viewers_main(url, point, conn))
 
 
@@ -167,56 +166,106 @@ def _caption(n: int, final: bool) -> Caption:
     )
 
 
-async def _publish(hub: CaptionHub, point: Point, duration_s: float, first_tick: int) -> int:
-    """Publish on a fixed, drift-free schedule; return the next tick number."""
+async def _publish(hub: CaptionHub, point: Point, duration_s: float, first_tick: int, fanout_s: list[float]) -> int:
+    """Publish on a fixed, drift-free schedule, timing each fan-out; return the next tick number."""
     loop = asyncio.get_running_loop()
     start = loop.time()
     ticks = int(duration_s / point.partial_interval_s)
     for k in range(ticks):
         await asyncio.sleep(max(0.0, start + k * point.partial_interval_s - loop.time()))
         tick = first_tick + k
-        hub.publish(_caption(tick // point.final_every, final=tick % point.final_every == point.final_every - 1))
+        caption = _caption(tick // point.final_every, final=tick % point.final_every == point.final_every - 1)
+        began = time.perf_counter()
+        hub.publish(caption)
+        fanout_s.append(time.perf_counter() - began)
     return first_tick + ticks
 
 
-async def run_point(point: Point) -> dict[str, Any]:
-    """Measure one point with the server in this process and the viewers in another."""
-    raise_fd_limit(point.viewers + 256)
-    hub = CaptionHub(backlog=100)
-    hub.source_state(SourceState.CONNECTED)
-    loop = asyncio.get_running_loop()
-    async with serve(create_app(hub), "127.0.0.1", 0) as url:
-        gc.collect()
-        rss_empty = rss_bytes()
-        ours, theirs = multiprocessing.get_context("spawn").Pipe()
-        process = multiprocessing.get_context("spawn").Process(
-            target=_viewers_process, args=(url + "/ws", point, theirs), daemon=True
-        )
-        process.start()
-        try:
-            if await loop.run_in_executor(None, _recv_within, ours, 300.0) != "ready":
+def _split(total: int, parts: int) -> list[int]:
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+class _ViewerProcesses:
+    """The client processes of one point, each one asyncio loop with its share of the viewers."""
+
+    def __init__(self, ws_url: str, point: Point) -> None:
+        spawn = multiprocessing.get_context("spawn")
+        self._links = []
+        for viewers, stalled in zip(
+            _split(point.viewers, point.client_processes), _split(point.stalled, point.client_processes)
+        ):
+            ours, theirs = spawn.Pipe()
+            share = replace(point, viewers=viewers, stalled=stalled)
+            process = spawn.Process(target=_viewers_process, args=(ws_url, share, theirs), daemon=True)
+            process.start()
+            self._links.append((ours, process))
+
+    async def ready(self) -> None:
+        loop = asyncio.get_running_loop()
+        for conn, process in self._links:
+            if await loop.run_in_executor(None, _recv_within, conn, 300.0, process) != "ready":
                 raise RuntimeError("viewer process failed to connect")
-            tick = await _publish(hub, point, point.warmup_s, 0)
-            measure_from, cpu_from = time.time(), time.process_time()
-            await _publish(hub, point, point.seconds, tick)
-            cpu_s = time.process_time() - cpu_from
-            rss_full = rss_bytes()
-            ours.send(measure_from)
-            result = await loop.run_in_executor(None, _recv_within, ours, 120.0)
-        finally:
+
+    async def stop(self, measure_from: float) -> dict[str, Any]:
+        """Collect every process's delays since `measure_from`."""
+        loop = asyncio.get_running_loop()
+        for conn, _ in self._links:
+            conn.send(measure_from)
+        results = [
+            await loop.run_in_executor(None, _recv_within, conn, 120.0, process) for conn, process in self._links
+        ]
+        return {
+            "delays": np.concatenate([r["delays"] for r in results]),
+            "min_received": min(r["min_received"] for r in results),
+        }
+
+    def close(self) -> None:
+        for _, process in self._links:
             process.join(30)
             if process.is_alive():
                 process.kill()
-    return _summarise(point, result, rss_empty, rss_full, cpu_s, hub.viewer_count)
 
 
-def _recv_within(conn: multiprocessing.connection.Connection, timeout_s: float) -> Any:
-    if not conn.poll(timeout_s):
-        raise TimeoutError("viewer process did not answer")
+async def run_point(point: Point) -> dict[str, Any]:
+    """Measure one point with the server in this process and the viewers in other processes."""
+    raise_fd_limit(point.viewers + 256)
+    hub = CaptionHub(backlog=100)
+    hub.source_state(SourceState.CONNECTED)
+    async with serve(create_app(hub), "127.0.0.1", 0) as url:
+        gc.collect()
+        rss_empty, load = rss_bytes(), os.getloadavg()[0]
+        clients = _ViewerProcesses(url.replace("http://", "ws://") + "/ws", point)
+        try:
+            await clients.ready()
+            fanout_s: list[float] = []
+            tick = await _publish(hub, point, point.warmup_s, 0, [])
+            measure_from, cpu_from = time.time(), time.process_time()
+            await _publish(hub, point, point.seconds, tick, fanout_s)
+            cpu_s = time.process_time() - cpu_from
+            rss_full, attached = rss_bytes(), hub.viewer_count
+            result = await clients.stop(measure_from)
+        finally:
+            clients.close()
+    result.update(fanout_ms=np.array(fanout_s) * 1000.0, load=load)
+    return _summarise(point, result, rss_empty, rss_full, cpu_s, attached)
+
+
+def _recv_within(
+    conn: multiprocessing.connection.Connection, timeout_s: float, process: multiprocessing.process.BaseProcess
+) -> Any:
+    """Receive from a child process, failing fast if it died."""
+    deadline = time.monotonic() + timeout_s
+    while not conn.poll(1.0):
+        if not process.is_alive():
+            raise RuntimeError(f"{process.name} exited with {process.exitcode}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{process.name} did not answer within {timeout_s} s")
     return conn.recv()
 
 
-def _summarise(point: Point, result: dict[str, Any], rss_empty: int, rss_full: int, cpu_s: float, attached: int) -> dict[str, Any]:
+def _summarise(
+    point: Point, result: dict[str, Any], rss_empty: int, rss_full: int, cpu_s: float, attached: int
+) -> dict[str, Any]:
     delays_ms = result["delays"] * 1000.0
     expected = int(point.seconds / point.partial_interval_s)
     return {
@@ -225,6 +274,8 @@ def _summarise(point: Point, result: dict[str, Any], rss_empty: int, rss_full: i
         "p50_ms": round(float(np.percentile(delays_ms, 50)), 1) if delays_ms.size else None,
         "p99_ms": round(float(np.percentile(delays_ms, 99)), 1) if delays_ms.size else None,
         "max_ms": round(float(delays_ms.max()), 1) if delays_ms.size else None,
+        "fanout_p50_ms": round(float(np.percentile(result["fanout_ms"], 50)), 1),
+        "fanout_max_ms": round(float(result["fanout_ms"].max()), 1),
         "captions_published": expected,
         "healthy_received_min": result["min_received"],
         "viewers_still_attached": attached,
@@ -232,6 +283,7 @@ def _summarise(point: Point, result: dict[str, Any], rss_empty: int, rss_full: i
         "server_rss_mb": round(rss_full / 2**20, 1),
         "rss_per_viewer_kb": round((rss_full - rss_empty) / max(1, point.viewers) / 1024, 1),
         "server_cpu_pct": round(100.0 * cpu_s / point.seconds, 1),
+        "loadavg_before": round(result["load"], 2),
     }
 
 
@@ -243,6 +295,7 @@ def run(
     viewer_counts: Sequence[int] = (100, 1000, 5000),
     seconds: float = 25.0,
     stalled_fraction: float = 0.1,
+    client_processes: int = 1,
 ) -> dict[str, Any]:
     """Measure every viewer count without and with stalled viewers, each in a fresh server process.
 
@@ -251,11 +304,12 @@ def run(
     points = []
     for viewers in viewer_counts:
         for fraction in (0.0, stalled_fraction):
-            point = Point(viewers=viewers, stalled=int(viewers * fraction), seconds=seconds)
+            stalled = int(viewers * fraction)
+            point = Point(viewers=viewers, stalled=stalled, seconds=seconds, client_processes=client_processes)
             ours, theirs = multiprocessing.get_context("spawn").Pipe()
             worker = multiprocessing.get_context("spawn").Process(target=_fresh_process_point, args=(point, theirs))
             worker.start()
-            points.append(_recv_within(ours, seconds + 600.0))
+            points.append(_recv_within(ours, seconds + 600.0, worker))
             worker.join(60)
     return {"python": sys.version.split()[0], "points": points}
 
@@ -265,9 +319,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--viewers", default="100,1000,5000", help="comma-separated viewer counts")
     parser.add_argument("--seconds", type=float, default=25.0, help="measured seconds per point")
     parser.add_argument("--stalled", type=float, default=0.1, help="fraction of stalled viewers")
+    parser.add_argument("--client-processes", type=int, default=1, help="processes sharing the viewers")
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.viewers.split(",")]
-    json.dump(run(counts, args.seconds, args.stalled), sys.stdout, indent=2)
+    json.dump(run(counts, args.seconds, args.stalled, args.client_processes), sys.stdout, indent=2)
     sys.stdout.write("\n")
 
 
