@@ -1,0 +1,314 @@
+"""Durable transcript: every final caption in SQLite (WAL), and a hub backlog on top of it.
+
+Durability: WAL with `synchronous=NORMAL` (the default). A commit write(2)s the
+transaction to the WAL without fsync, so a final whose `append` returned survives
+kill -9 of the process, and the database is never corrupted. A power cut or kernel
+crash may lose the finals the kernel had not yet written back (seconds, up to its
+30 s writeback delay; checkpoints fsync). `synchronous=FULL` fsyncs the WAL on every
+commit and survives power loss too, at 5-10x the cost per final (bench/store.py).
+One relay process writes a transcript; others (`relay export`) may read it meanwhile.
+
+Threads: one writer connection behind a lock (any thread may append), one reader
+connection per thread: in WAL mode readers never wait for the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import itertools
+import json
+import logging
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .messages import Caption
+from .protocol import Frame, websocket_text_frame
+
+_LOGGER = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+TRANSCRIPT_FILE = "transcript.sqlite3"
+# A checkpoint (WAL copied into the database, fsynced) takes 10-100 ms here. SQLite would
+# run it inside the commit crossing 1000 WAL pages, i.e. in `append` on the event loop;
+# instead the writer never checkpoints and a thread does, every CHECKPOINT_EVERY finals.
+CHECKPOINT_EVERY = 500
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS finals (
+    seq INTEGER PRIMARY KEY, caption_id TEXT NOT NULL, channel TEXT NOT NULL,
+    lang TEXT NOT NULL, text TEXT NOT NULL, translations TEXT NOT NULL, mt TEXT NOT NULL,
+    mt_ms REAL, start_s REAL NOT NULL, end_s REAL NOT NULL, wall_s REAL NOT NULL,
+    published_at REAL NOT NULL, frame TEXT NOT NULL
+);
+"""
+_COLUMNS = "seq, caption_id, channel, lang, text, translations, mt, mt_ms, start_s, end_s, wall_s, published_at, frame"
+_INSERT = f"INSERT INTO finals ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+_SYNCHRONOUS = ("NORMAL", "FULL")
+
+
+class TranscriptError(RuntimeError):
+    """The transcript refuses this final (a gap, a different final under a stored seq) or file."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFinal:
+    """One final as stored: its seq, the caption, and the exact JSON frame viewers got."""
+
+    seq: int
+    caption: Caption
+    frame_json: str
+    published_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptMeta:
+    """What the transcript records about its event."""
+
+    schema_version: int
+    session: str
+    started_at: float
+
+
+def transcript_path(data_dir: Path) -> Path:
+    """Where the transcript lives in a data directory."""
+    return data_dir / TRANSCRIPT_FILE
+
+
+def stored_frame(seq: int, frame_json: str) -> Frame:
+    """Rebuild the hub's frame of a stored final: byte for byte what was sent live."""
+    text = frame_json.encode()
+    return Frame(text=text, wire=websocket_text_frame(text), seq=seq, final=True)
+
+
+class TranscriptStore:
+    """The finals of one channel in an SQLite database in WAL mode."""
+
+    def __init__(self, path: Path, *, synchronous: str = "NORMAL", readonly: bool = False) -> None:
+        if synchronous not in _SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {_SYNCHRONOUS}, got {synchronous!r}")
+        if readonly and not path.is_file():
+            raise TranscriptError(f"no transcript at {path}")
+        self.path = path
+        self.readonly = readonly
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._closed = False
+        self._checkpoints = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="relay-checkpoint")
+        self._writer = None if readonly else self._open_writer(synchronous)
+        self.meta = self._read_meta()
+        self._last_seq = self._query_last_seq()
+        _LOGGER.info("Transcript %s: %d finals, session %s", path, self._last_seq, self.meta.session)
+
+    def _connect(self) -> sqlite3.Connection:
+        """A new connection, closed by `close()` whichever thread it serves."""
+        uri = f"{self.path.resolve().as_uri()}?mode={'ro' if self.readonly else 'rwc'}"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 5000")
+        with self._lock:
+            if self._closed:
+                conn.close()
+                raise TranscriptError(f"transcript {self.path} is closed")
+            self._connections.append(conn)
+        return conn
+
+    def _open_writer(self, synchronous: str) -> sqlite3.Connection:
+        """Open the writer: WAL mode, the sync level, the schema and the event's meta."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connect()
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise TranscriptError(f"{self.path}: SQLite refused WAL mode (got {mode!r})")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        conn.executescript(_SCHEMA)
+        meta = {"schema_version": str(SCHEMA_VERSION), "session": secrets.token_hex(8), "started_at": repr(time.time())}
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", meta.items())
+        conn.execute("COMMIT")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's reading connection."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def _read_meta(self) -> TranscriptMeta:
+        """Read and check the meta table."""
+        try:
+            values = dict(self._reader().execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as error:
+            raise TranscriptError(f"{self.path} is not a relay transcript: {error}") from error
+        if values.get("schema_version") != str(SCHEMA_VERSION):
+            raise TranscriptError(f"{self.path}: schema {values.get('schema_version')}, expected {SCHEMA_VERSION}")
+        return TranscriptMeta(SCHEMA_VERSION, values["session"], float(values["started_at"]))
+
+    def _query_last_seq(self) -> int:
+        """The highest stored seq, 0 when empty."""
+        return int(self._reader().execute("SELECT max(seq) FROM finals").fetchone()[0] or 0)
+
+    def append(self, seq: int, caption: Caption, frame_json: str, published_at: float | None = None) -> None:
+        """Commit final `seq`; the same final again is a no-op, a gap or a different final raises."""
+        if not caption.is_final:
+            raise ValueError(f"only finals are stored, got a {caption.kind}")
+        if self._writer is None:
+            raise TranscriptError(f"transcript {self.path} is read-only")
+        row = (
+            seq, caption.id, caption.channel, caption.lang, caption.text,
+            _dumps(caption.translations), _dumps(caption.mt), caption.mt_ms,
+            caption.start, caption.end, caption.wall,
+            time.time() if published_at is None else published_at, frame_json,
+        )  # fmt: skip
+        with self._lock:
+            last = self._last_seq
+            if seq == last + 1:
+                self._writer.execute(_INSERT, row)  # autocommit: committed when this returns
+                self._last_seq = seq
+        if seq == last + 1:
+            if seq % CHECKPOINT_EVERY == 0:
+                self._checkpoints.submit(self.checkpoint)
+        elif 1 <= seq <= last:
+            self._check_duplicate(seq, frame_json)
+        else:
+            raise TranscriptError(f"final {seq} would leave a gap after {last}")
+
+    def _check_duplicate(self, seq: int, frame_json: str) -> None:
+        """Accept the very same final stored again, refuse a different one."""
+        stored = self._reader().execute("SELECT frame FROM finals WHERE seq = ?", (seq,)).fetchone()
+        if stored is None or stored[0] != frame_json:
+            raise TranscriptError(f"final {seq} is already stored with different content")
+        _LOGGER.debug("Final %d already stored", seq)
+
+    def checkpoint(self) -> None:
+        """Copy committed WAL pages into the database without blocking the writer."""
+        busy, wal_pages, copied = self._reader().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        _LOGGER.debug("Checkpoint: %d of %d WAL pages copied (busy %d)", copied, wal_pages, busy)
+
+    def last_seq(self) -> int:
+        """The seq of the last stored final (0 when empty): the hub resumes numbering after it."""
+        return self._last_seq if self._writer is not None else self._query_last_seq()
+
+    def finals_since(self, seq: int, limit: int | None = None) -> list[StoredFinal]:
+        """Stored finals with seq > `seq`, oldest first, at most `limit`."""
+        sql = f"SELECT {_COLUMNS} FROM finals WHERE seq > ? ORDER BY seq LIMIT ?"
+        rows = self._reader().execute(sql, (seq, -1 if limit is None else limit)).fetchall()
+        return [_stored_final(row) for row in rows]
+
+    def frames_since(self, seq: int, limit: int | None = None) -> list[Frame]:
+        """The frames of finals with seq > `seq`, oldest first: replay without decoding captions."""
+        sql = "SELECT seq, frame FROM finals WHERE seq > ? ORDER BY seq LIMIT ?"
+        rows = self._reader().execute(sql, (seq, -1 if limit is None else limit)).fetchall()
+        return [stored_frame(row_seq, frame_json) for row_seq, frame_json in rows]
+
+    def all_finals(self, lang: str | None = None) -> list[StoredFinal]:
+        """The whole transcript in order; with `lang`, only the finals spoken in that language."""
+        if lang is None:
+            return self.finals_since(0)
+        sql = f"SELECT {_COLUMNS} FROM finals WHERE lang = ? ORDER BY seq"
+        return [_stored_final(row) for row in self._reader().execute(sql, (lang,)).fetchall()]
+
+    def journal_mode(self) -> str:
+        """The database's journal mode ("wal")."""
+        return str(self._reader().execute("PRAGMA journal_mode").fetchone()[0]).lower()
+
+    def close(self) -> None:
+        """Wait for a running checkpoint, then close every connection; safe to call twice."""
+        self._checkpoints.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            self._closed, connections, self._connections = True, self._connections, []
+        for conn in connections:
+            conn.close()
+
+    def __enter__(self) -> TranscriptStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def caption_from_message(message: Mapping[str, Any]) -> Caption:
+    """Rebuild a caption from its wire form (`relay.protocol.caption_message`)."""
+    return Caption(
+        kind=message["type"], id=message["id"], lang=message["lang"], text=message["text"],
+        start=message["start"], end=message["end"], wall=message["wall"], channel=message["channel"],
+        translations=message.get("translations", {}), mt=message.get("mt", {}),
+    )  # fmt: skip
+
+
+class SqliteBacklog:
+    """The hub's `FinalsBacklog` over a `TranscriptStore`: a memory tail, SQLite further back.
+
+    `append` writes through synchronously (tens of µs with synchronous=NORMAL), so a final
+    is committed before `CaptionHub.publish` delivers it. Older reads run on a thread this
+    backlog owns. A replay holds at most `max_replay` finals: a viewer resuming from
+    further back gets the latest `max_replay`, as with MemoryBacklog's bound.
+    """
+
+    def __init__(self, store: TranscriptStore, recent: int = 500, max_replay: int = 2000) -> None:
+        self.store = store
+        self._max_replay = max(recent, max_replay)
+        self._tail = collections.deque(store.frames_since(max(0, store.last_seq() - recent)), maxlen=recent)
+        self._reads = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="relay-transcript")
+
+    @property
+    def last_seq(self) -> int:
+        """Seq of the last stored final: where a restarted hub resumes numbering."""
+        return self.store.last_seq()
+
+    @property
+    def session(self) -> str:
+        """The event's session id, kept across restarts so viewers resume."""
+        return self.store.meta.session
+
+    def append(self, frame: Frame) -> None:
+        """Commit a final to the store, then keep it in the memory tail."""
+        if frame.seq is None or not frame.final:
+            raise ValueError("only finals with a seq go to the transcript")
+        self.store.append(frame.seq, caption_from_message(json.loads(frame.text)), frame.text.decode())
+        if not self._tail or frame.seq > (self._tail[-1].seq or 0):
+            self._tail.append(frame)
+
+    async def finals_since(self, seq: int) -> Sequence[Frame]:
+        """Finals after `seq` (the latest `max_replay` at most), from memory when the tail has them."""
+        last = self.store.last_seq()
+        if seq >= last:
+            return []
+        seq = max(seq, last - self._max_replay)
+        first = self._tail[0].seq if self._tail else None
+        if first is not None and seq >= first - 1:
+            return list(itertools.islice(self._tail, seq - first + 1, None))
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reads, self.store.frames_since, seq, self._max_replay)
+
+    def close(self) -> None:
+        """Stop the reading thread; the store stays open for its owner to close."""
+        self._reads.shutdown(wait=True, cancel_futures=True)
+
+    def __len__(self) -> int:
+        return len(self._tail)
+
+
+def _dumps(mapping: Mapping[str, str]) -> str:
+    """Compact JSON of a mapping, non-ASCII kept."""
+    return json.dumps(dict(mapping), ensure_ascii=False, separators=(",", ":"))
+
+
+def _stored_final(row: tuple[Any, ...]) -> StoredFinal:
+    """Turn a `finals` row (in _COLUMNS order) into a StoredFinal."""
+    seq, caption_id, channel, lang, text, translations, mt, mt_ms, start, end, wall, published_at, frame = row
+    caption = Caption(
+        kind="final", id=caption_id, lang=lang, text=text, start=start, end=end, wall=wall,
+        channel=channel, translations=json.loads(translations), mt=json.loads(mt), mt_ms=mt_ms,
+    )  # fmt: skip
+    return StoredFinal(seq=seq, caption=caption, frame_json=frame, published_at=published_at)
