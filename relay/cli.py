@@ -1,4 +1,4 @@
-"""Command line: `relay transcribe`, `relay translate`, `relay models`."""
+"""Command line: `relay transcribe`, `serve`, `watch`, `translate`, `models`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import signal
 import sys
 
 from relay.modelstore import ModelError, load_catalogue, models_dir, resolve_model
+from relay.hub import CaptionHub
 from relay.output import JsonlWriter, TextWriter
+from relay.server import create_app, serve
 from relay.pipeline import Pipeline, PipelineSettings
 from relay.source import SourceError, SourceSettings
 from relay.translation import CaptionTranslator
@@ -20,6 +22,7 @@ from relay.translation.commands import (
     installed_directions,
     run_translate,
 )
+from relay.watch import watch
 from relay.whisper_engine import DecodeSettings, WhisperEngine
 
 _LOGGER = logging.getLogger(__name__)
@@ -40,6 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_pipeline_options(transcribe)
     transcribe.add_argument("--jsonl", action="store_true", help="one JSON object per caption line")
     transcribe.set_defaults(handler=cmd_transcribe)
+
+    serve = commands.add_parser("serve", help="caption a stream for viewers: web page at /, captions at /ws")
+    add_pipeline_options(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: all)")
+    serve.add_argument("--port", type=int, default=8080, help="port for the viewer page and /ws (0: any free)")
+    serve.set_defaults(handler=cmd_serve)
+
+    watch = commands.add_parser("watch", help="print the captions of a running relay")
+    watch.add_argument("url", help="the relay's viewer URL, e.g. http://127.0.0.1:8080/")
+    watch.add_argument("--lang", default=None, help="en, fr, es, or original (default)")
+    watch.set_defaults(handler=cmd_watch)
 
     translate = commands.add_parser("translate", help="translate stdin to stdout, one sentence per line")
     translate.add_argument("--from", dest="src", required=True, help="language of the input, e.g. fr")
@@ -107,6 +121,52 @@ async def _transcribe(args: argparse.Namespace, sink) -> int:
         if translator is not None:
             translator.close()
     return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    return asyncio.run(_serve(args))
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    hub = CaptionHub()
+
+    async def publish(caption) -> None:
+        hub.publish(caption)
+
+    async def on_source_event(event) -> None:
+        await _log_source_event(event)
+        hub.source_state(event.state, event.detail)
+
+    pipeline = Pipeline(pipeline_settings(args), publish, on_source_event)
+    await pipeline.open()
+    engine, translator = await asyncio.gather(
+        asyncio.to_thread(load_engine, args), asyncio.to_thread(load_translator, args)
+    )
+    stopping = asyncio.Event()
+    try:
+        async with serve(create_app(hub), args.host, args.port) as url:
+            print(f"relay: viewers open {url}/", flush=True)
+            def stop() -> None:
+                stopping.set()
+                pipeline.stop()
+
+            install_stop_signals(stop)
+            await pipeline.run(engine, translator)
+            if not stopping.is_set():
+                _LOGGER.info("Source ended; still serving the transcript at %s (Ctrl-C to stop)", url)
+                hub.end_session("the livestream ended")
+                await stopping.wait()
+            else:
+                hub.end_session("the operator stopped the relay")
+    finally:
+        engine.close()
+        if translator is not None:
+            translator.close()
+    return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    return asyncio.run(watch(args.url, args.lang, sys.stdout))
 
 
 def load_translator(args: argparse.Namespace) -> CaptionTranslator | None:
