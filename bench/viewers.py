@@ -3,7 +3,11 @@
 The caption server and a publisher (a partial every second, a final every three)
 run in the measuring process; the viewers are `websockets` Sans-I/O clients, one
 asyncio loop in a separate process, some of which stop reading ("stalled").
-Each caption's `wall` is its publish time, so a viewer's delay is `now - wall`.
+Each caption's `wall` is its publish time. Two delays are reported per message:
+`arrival` (kernel receive timestamp on the viewer's socket, what the relay
+controls) and the plain `p50/p99` (when the viewer process handled it, which adds
+this one process's backlog of thousands of sockets). Each point runs in a fresh
+server process so memory freed by one point cannot flatter the next one's RSS.
 
     python -m bench.viewers [--viewers 100,1000,5000] [--seconds 25] [--stalled 0.1]
 """
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import multiprocessing
@@ -19,10 +24,12 @@ import multiprocessing.connection
 import multiprocessing.process
 import os
 import resource
+import socket
+import struct
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,6 +50,8 @@ SENTENCES = (
     "We will now hear the treasurer's report on the accounts for the financial year.",
 )
 _WALL_KEY = b'"wall":'
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux: kernel receive time of each read
+_CMSG_SPACE = socket.CMSG_SPACE(16)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +64,6 @@ class Point:
     warmup_s: float = 3.0
     partial_interval_s: float = 1.0
     final_every: int = 3
-    client_processes: int = 1
 
 
 def raise_fd_limit(needed: int) -> None:
@@ -72,81 +80,106 @@ def rss_bytes() -> int:
         return int(statm.read().split()[1]) * resource.getpagesize()
 
 
-class _BenchViewer(asyncio.Protocol):
-    """One viewer: WebSocket handshake and frames via websockets' Sans-I/O protocol."""
+class _BenchViewer:
+    """One viewer on a raw non-blocking socket, speaking WebSocket through websockets' Sans-I/O protocol.
 
-    def __init__(self, uri: str, stalled: bool, ready: asyncio.Future[None]) -> None:
+    Each read also yields the kernel's arrival time (SO_TIMESTAMPNS), so the delay
+    is known both on arrival (what the relay controls) and once this process got
+    round to it (plus the benchmark's own backlog of 5,000 sockets).
+    """
+
+    def __init__(self, sock: socket.socket, uri: str, stalled: bool, ready: asyncio.Future[None]) -> None:
+        self.sock = sock
         self.protocol = ClientProtocol(parse_uri(uri))
         self.stalled = stalled
         self.ready = ready
-        self.samples: list[tuple[float, float]] = []  # (publish time, delay)
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.samples: list[tuple[float, float, float]] = []  # (publish time, arrival delay, handled delay)
         self.protocol.send_request(self.protocol.connect())
         self._flush()
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
 
-    def data_received(self, data: bytes) -> None:
+    def _readable(self) -> None:
+        try:
+            data, ancillary, _, _ = self.sock.recvmsg(65536, _CMSG_SPACE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data, ancillary = b"", []
+        if not data:
+            self.close()
+            return
+        arrived = next((_timespec(raw) for level, kind, raw in ancillary if kind == _SO_TIMESTAMPNS), time.time())
         now = time.time()
         self.protocol.receive_data(data)
         for event in self.protocol.events_received():
             if isinstance(event, WsFrame) and event.opcode is Opcode.TEXT:
-                self._on_text(bytes(event.data), now)
+                self._on_text(bytes(event.data), arrived, now)
         self._flush()
 
-    def _on_text(self, data: bytes, now: float) -> None:
+    def _on_text(self, data: bytes, arrived: float, now: float) -> None:
         if not self.ready.done():
             self.ready.set_result(None)  # the hello
-            if self.stalled and self.transport is not None:
-                self.transport.pause_reading()
+            if self.stalled:
+                asyncio.get_running_loop().remove_reader(self.sock.fileno())
             return
         at = data.rfind(_WALL_KEY)  # captions end with "wall":<float>}; parsing all JSON would slow the clients
         if at >= 0:
             wall = float(data[at + len(_WALL_KEY) : -1])
-            self.samples.append((wall, now - wall))
+            self.samples.append((wall, arrived - wall, now - wall))
 
     def _flush(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            for chunk in self.protocol.data_to_send():
-                if chunk:
-                    self.transport.write(chunk)
+        for chunk in self.protocol.data_to_send():
+            with contextlib.suppress(OSError):
+                self.sock.send(chunk)  # a handshake or a pong: tiny, fits the empty send buffer
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def close(self) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            asyncio.get_running_loop().remove_reader(self.sock.fileno())
+        self.sock.close()
         if not self.ready.done():
             self.ready.set_exception(ConnectionError("closed before hello"))
+
+
+def _timespec(raw: bytes) -> float:
+    seconds, nanoseconds = struct.unpack("qq", raw[:16])
+    return float(seconds + nanoseconds / 1e9)
 
 
 async def _viewers_main(url: str, point: Point, conn: multiprocessing.connection.Connection) -> None:
     """Client process: connect every viewer, report ready, record delays until told to stop."""
     loop = asyncio.get_running_loop()
     parts = urlsplit(url)
+    address = (parts.hostname or "127.0.0.1", parts.port or 80)
     gate = asyncio.Semaphore(100)  # connect in waves: no SYN flood against the listen backlog
 
     async def one(index: int) -> _BenchViewer:
         ready: asyncio.Future[None] = loop.create_future()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        sock.setblocking(False)
         async with gate:
-            _, viewer = await loop.create_connection(
-                lambda: _BenchViewer(url, index < point.stalled, ready), parts.hostname or "127.0.0.1", parts.port or 80
-            )
+            await loop.sock_connect(sock, address)
+            viewer = _BenchViewer(sock, url, index < point.stalled, ready)
             await asyncio.wait_for(ready, 60)
         return viewer
 
     viewers = await asyncio.gather(*(one(i) for i in range(point.viewers)))
     conn.send("ready")
-    measure_from = await loop.run_in_executor(None, conn.recv)
-    kept = [[delay for wall, delay in v.samples if wall >= measure_from] for v in viewers[point.stalled :]]
-    delays = np.array([delay for per_viewer in kept for delay in per_viewer])
-    conn.send({"delays": delays, "min_received": min(map(len, kept), default=0)})
+    measure_from, published = await loop.run_in_executor(None, conn.recv)
+    healthy = viewers[point.stalled :]
+    with contextlib.suppress(TimeoutError):  # let the last caption reach every healthy viewer
+        async with asyncio.timeout(10.0):
+            while any(len(v.samples) < published for v in healthy):
+                await asyncio.sleep(0.05)
+    kept = [[sample[1:] for sample in v.samples if sample[0] >= measure_from] for v in healthy]
+    delays = np.array([pair for per_viewer in kept for pair in per_viewer]).reshape(-1, 2)
+    conn.send({"arrival": delays[:, 0], "delays": delays[:, 1], "min_received": min(map(len, kept), default=0)})
     for viewer in viewers:
-        if viewer.transport is not None:
-            viewer.transport.abort()
+        viewer.close()
 
 
 def _viewers_process(url: str, point: Point, conn: multiprocessing.connection.Connection) -> None:
     raise_fd_limit(point.viewers + 256)
-    os.nice(int(os.environ.get("BENCH_VIEWER_NICE", "0")))
     asyncio.run(_viewers_main(url, point, conn))
 
 
@@ -181,71 +214,34 @@ async def _publish(hub: CaptionHub, point: Point, duration_s: float, first_tick:
     return first_tick + ticks
 
 
-def _split(total: int, parts: int) -> list[int]:
-    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
-
-
-class _ViewerProcesses:
-    """The client processes of one point, each one asyncio loop with its share of the viewers."""
-
-    def __init__(self, ws_url: str, point: Point) -> None:
-        spawn = multiprocessing.get_context("spawn")
-        self._links = []
-        for viewers, stalled in zip(
-            _split(point.viewers, point.client_processes), _split(point.stalled, point.client_processes)
-        ):
-            ours, theirs = spawn.Pipe()
-            share = replace(point, viewers=viewers, stalled=stalled)
-            process = spawn.Process(target=_viewers_process, args=(ws_url, share, theirs), daemon=True)
-            process.start()
-            self._links.append((ours, process))
-
-    async def ready(self) -> None:
-        loop = asyncio.get_running_loop()
-        for conn, process in self._links:
-            if await loop.run_in_executor(None, _recv_within, conn, 300.0, process) != "ready":
-                raise RuntimeError("viewer process failed to connect")
-
-    async def stop(self, measure_from: float) -> dict[str, Any]:
-        """Collect every process's delays since `measure_from`."""
-        loop = asyncio.get_running_loop()
-        for conn, _ in self._links:
-            conn.send(measure_from)
-        results = [
-            await loop.run_in_executor(None, _recv_within, conn, 120.0, process) for conn, process in self._links
-        ]
-        return {
-            "delays": np.concatenate([r["delays"] for r in results]),
-            "min_received": min(r["min_received"] for r in results),
-        }
-
-    def close(self) -> None:
-        for _, process in self._links:
-            process.join(30)
-            if process.is_alive():
-                process.kill()
-
-
 async def run_point(point: Point) -> dict[str, Any]:
-    """Measure one point with the server in this process and the viewers in other processes."""
+    """Measure one point with the server in this process and the viewers in another."""
     raise_fd_limit(point.viewers + 256)
     hub = CaptionHub(backlog=100)
     hub.source_state(SourceState.CONNECTED)
+    loop = asyncio.get_running_loop()
+    spawn = multiprocessing.get_context("spawn")
     async with serve(create_app(hub), "127.0.0.1", 0) as url:
         gc.collect()
         rss_empty, load = rss_bytes(), os.getloadavg()[0]
-        clients = _ViewerProcesses(url.replace("http://", "ws://") + "/ws", point)
+        ours, theirs = spawn.Pipe()
+        viewers = spawn.Process(target=_viewers_process, args=(url.replace("http", "ws", 1) + "/ws", point, theirs))
+        viewers.start()
         try:
-            await clients.ready()
+            if await loop.run_in_executor(None, _recv_within, ours, 300.0, viewers) != "ready":
+                raise RuntimeError("viewer process failed to connect")
             fanout_s: list[float] = []
             tick = await _publish(hub, point, point.warmup_s, 0, [])
             measure_from, cpu_from = time.time(), time.process_time()
             await _publish(hub, point, point.seconds, tick, fanout_s)
             cpu_s = time.process_time() - cpu_from
             rss_full, attached = rss_bytes(), hub.viewer_count
-            result = await clients.stop(measure_from)
+            ours.send((measure_from, tick + len(fanout_s)))
+            result = await loop.run_in_executor(None, _recv_within, ours, 120.0, viewers)
         finally:
-            clients.close()
+            viewers.join(30)
+            if viewers.is_alive():
+                viewers.kill()
     result.update(fanout_ms=np.array(fanout_s) * 1000.0, load=load)
     return _summarise(point, result, rss_empty, rss_full, cpu_s, attached)
 
@@ -263,19 +259,25 @@ def _recv_within(
     return conn.recv()
 
 
+def _percentile(values_ms: np.ndarray, q: float) -> float | None:
+    return round(float(np.percentile(values_ms, q)), 1) if values_ms.size else None
+
+
 def _summarise(
     point: Point, result: dict[str, Any], rss_empty: int, rss_full: int, cpu_s: float, attached: int
 ) -> dict[str, Any]:
-    delays_ms = result["delays"] * 1000.0
+    delays_ms, arrival_ms = result["delays"] * 1000.0, result["arrival"] * 1000.0
     expected = int(point.seconds / point.partial_interval_s)
     return {
         **asdict(point),
         "samples": int(delays_ms.size),
-        "p50_ms": round(float(np.percentile(delays_ms, 50)), 1) if delays_ms.size else None,
-        "p99_ms": round(float(np.percentile(delays_ms, 99)), 1) if delays_ms.size else None,
-        "max_ms": round(float(delays_ms.max()), 1) if delays_ms.size else None,
-        "fanout_p50_ms": round(float(np.percentile(result["fanout_ms"], 50)), 1),
-        "fanout_max_ms": round(float(result["fanout_ms"].max()), 1),
+        "arrival_p50_ms": _percentile(arrival_ms, 50),
+        "arrival_p99_ms": _percentile(arrival_ms, 99),
+        "p50_ms": _percentile(delays_ms, 50),
+        "p99_ms": _percentile(delays_ms, 99),
+        "max_ms": _percentile(delays_ms, 100),
+        "fanout_p50_ms": _percentile(result["fanout_ms"], 50),
+        "fanout_max_ms": _percentile(result["fanout_ms"], 100),
         "captions_published": expected,
         "healthy_received_min": result["min_received"],
         "viewers_still_attached": attached,
@@ -295,7 +297,6 @@ def run(
     viewer_counts: Sequence[int] = (100, 1000, 5000),
     seconds: float = 25.0,
     stalled_fraction: float = 0.1,
-    client_processes: int = 1,
 ) -> dict[str, Any]:
     """Measure every viewer count without and with stalled viewers, each in a fresh server process.
 
@@ -305,7 +306,7 @@ def run(
     for viewers in viewer_counts:
         for fraction in (0.0, stalled_fraction):
             stalled = int(viewers * fraction)
-            point = Point(viewers=viewers, stalled=stalled, seconds=seconds, client_processes=client_processes)
+            point = Point(viewers=viewers, stalled=stalled, seconds=seconds)
             ours, theirs = multiprocessing.get_context("spawn").Pipe()
             worker = multiprocessing.get_context("spawn").Process(target=_fresh_process_point, args=(point, theirs))
             worker.start()
@@ -319,10 +320,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--viewers", default="100,1000,5000", help="comma-separated viewer counts")
     parser.add_argument("--seconds", type=float, default=25.0, help="measured seconds per point")
     parser.add_argument("--stalled", type=float, default=0.1, help="fraction of stalled viewers")
-    parser.add_argument("--client-processes", type=int, default=1, help="processes sharing the viewers")
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.viewers.split(",")]
-    json.dump(run(counts, args.seconds, args.stalled, args.client_processes), sys.stdout, indent=2)
+    json.dump(run(counts, args.seconds, args.stalled), sys.stdout, indent=2)
     sys.stdout.write("\n")
 
 

@@ -17,7 +17,7 @@ import time
 
 from relay.linebreak import split_captions
 from relay.messages import Caption
-from relay.transcriber import CaptionSink
+from relay.transcriber import CaptionSink, PipelineObserver
 from relay.translation import CaptionTranslator
 
 _LOGGER = logging.getLogger(__name__)
@@ -44,8 +44,15 @@ def split_final(caption: Caption) -> list[Caption]:
 class CaptionStage:
     """An ordered queue of captions; finals are split and translated before they go on."""
 
-    def __init__(self, translator: CaptionTranslator | None, sink: CaptionSink, clock_origin: float) -> None:
+    def __init__(
+        self,
+        translator: CaptionTranslator | None,
+        sink: CaptionSink,
+        clock_origin: float,
+        observer: PipelineObserver | None = None,
+    ) -> None:
         self._translator = translator
+        self._observer = observer
         self._sink = sink
         self._clock_origin = clock_origin
         self._queue: asyncio.Queue[Caption | None] = asyncio.Queue(_QUEUE_CAPTIONS)
@@ -77,11 +84,14 @@ class CaptionStage:
             return caption
         started = time.monotonic()
         result = await self._translator.translate_async(caption.text, caption.lang)
-        _LOGGER.debug("Translated %s in %.1f ms", caption.id, 1000 * (time.monotonic() - started))
+        seconds = time.monotonic() - started
+        _LOGGER.debug("Translated %s in %.1f ms", caption.id, 1000 * seconds)
+        if self._observer is not None:
+            self._observer.translated(seconds)
         return dataclasses.replace(
             caption,
             translations=dict(result.translations),
             mt=dict(result.mt),
             wall=round(time.monotonic() - self._clock_origin, 3),
-            mt_ms=round(1000 * (time.monotonic() - started), 1),
+            mt_ms=round(1000 * seconds, 1),
         )

@@ -1,17 +1,24 @@
-"""Command line: `relay transcribe`, `serve`, `watch`, `translate`, `models`."""
+"""Command line: `relay transcribe`, `serve`, `start`/`status`/`stop`/`restart`/`export`, `watch`, `translate`, `models`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
+import time
+from pathlib import Path
 
 from relay.modelstore import ModelError, load_catalogue, models_dir, resolve_model
-from relay.hub import CaptionHub
+from relay import daemon
+from relay.control import add_control_routes
 from relay.output import JsonlWriter, TextWriter
+from relay.rundir import AlreadyRunning, RunDirectory
 from relay.server import create_app, serve
+from relay.service import RelayService
+from relay.store import transcript_path
 from relay.pipeline import Pipeline, PipelineSettings
 from relay.source import SourceError, SourceSettings
 from relay.translation import CaptionTranslator
@@ -44,11 +51,33 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--jsonl", action="store_true", help="one JSON object per caption line")
     transcribe.set_defaults(handler=cmd_transcribe)
 
-    serve = commands.add_parser("serve", help="caption a stream for viewers: web page at /, captions at /ws")
-    add_pipeline_options(serve)
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: all)")
-    serve.add_argument("--port", type=int, default=8080, help="port for the viewer page and /ws (0: any free)")
+    serve = commands.add_parser("serve", help="caption a stream for viewers in the foreground")
+    add_server_options(serve)
     serve.set_defaults(handler=cmd_serve)
+
+    start = commands.add_parser("start", help="like serve, in the background; returns once ready")
+    add_server_options(start)
+    start.add_argument("--ready-timeout", type=float, default=120.0, help="seconds to wait for readiness")
+    start.set_defaults(handler=cmd_start)
+
+    for name, handler, text in (
+        ("status", cmd_status, "is the relay of this data directory running, and how is it doing"),
+        ("stop", cmd_stop, "stop gracefully (pending captions committed); again, or --force, to kill"),
+        ("restart", cmd_restart, "stop, then start with the same arguments"),
+        ("export", cmd_export, "the transcript of the event, during or after it"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("--data", type=Path, default=None, help="data directory (default: per-user)")
+        command.set_defaults(handler=handler)
+        if name == "status":
+            command.add_argument("--json", action="store_true", help="machine-readable")
+        elif name == "stop":
+            command.add_argument("--force", action="store_true", help="kill at once")
+        elif name == "restart":
+            command.add_argument("--ready-timeout", type=float, default=120.0)
+        elif name == "export":
+            command.add_argument("--format", choices=["txt", "srt", "vtt", "json"], default="txt")
+            command.add_argument("--lang", default=None, help="en, fr, es (default: as spoken)")
 
     watch = commands.add_parser("watch", help="print the captions of a running relay")
     watch.add_argument("url", help="the relay's viewer URL, e.g. http://127.0.0.1:8080/")
@@ -82,6 +111,18 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beam-size", type=int, default=5, help="beam width of final decodes")
     parser.add_argument("--stall-timeout", type=float, default=10.0, help="seconds without data before reconnecting")
     parser.add_argument("--no-translate", action="store_true", help="captions in the spoken language only")
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """Options of `serve` and `start`."""
+    add_pipeline_options(parser)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: all)")
+    parser.add_argument("--port", type=int, default=8080, help="port for the viewer page and /ws (0: any free)")
+    parser.add_argument("--data", type=Path, default=None, help="data directory: transcript, log, pid (default: per-user)")
+    parser.add_argument("--new-event", action="store_true", help="set the data directory's transcript aside and start afresh")
+    parser.add_argument("--operator-token-file", type=Path, default=None,
+                        help="file holding the /api/ token (default: $RELAY_OPERATOR_TOKEN or DATA/operator.token)")
+    parser.add_argument("--viewer-token-file", type=Path, default=None, help="make the event private: viewers need this key")
 
 
 def pipeline_settings(args: argparse.Namespace) -> PipelineSettings:
@@ -128,41 +169,102 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    hub = CaptionHub()
-
-    async def publish(caption) -> None:
-        hub.publish(caption)
-
-    async def on_source_event(event) -> None:
-        await _log_source_event(event)
-        hub.source_state(event.state, event.detail)
-
-    pipeline = Pipeline(pipeline_settings(args), publish, on_source_event)
-    await pipeline.open()
-    engine, translator = await asyncio.gather(
-        asyncio.to_thread(load_engine, args), asyncio.to_thread(load_translator, args)
-    )
-    stopping = asyncio.Event()
+    rundir = RunDirectory(args.data)
+    rundir.claim()
+    service: RelayService | None = None
     try:
-        async with serve(create_app(hub), args.host, args.port) as url:
-            print(f"relay: viewers open {url}/", flush=True)
-            def stop() -> None:
-                stopping.set()
-                pipeline.stop()
-
-            install_stop_signals(stop)
-            await pipeline.run(engine, translator)
-            if not stopping.is_set():
-                _LOGGER.info("Source ended; still serving the transcript at %s (Ctrl-C to stop)", url)
-                hub.end_session("the livestream ended")
-                await stopping.wait()
-            else:
-                hub.end_session("the operator stopped the relay")
+        if args.new_event:
+            archive_transcript(rundir.path)
+        operator_token = rundir.operator_token(token_file=args.operator_token_file)
+        viewer_token = args.viewer_token_file.read_text().strip() if args.viewer_token_file else ""
+        service = RelayService(pipeline_settings(args), data_dir=rundir.path)
+        await service.open()  # a bad source fails before the models are loaded
+        engine, translator = await asyncio.gather(
+            asyncio.to_thread(load_engine, args), asyncio.to_thread(load_translator, args)
+        )
+        try:
+            app = create_app(service.hub)
+            add_control_routes(app, service, operator_token, viewer_token)
+            async with serve(app, args.host, args.port) as url:
+                await _run_service(service, engine, translator, rundir, url, args)
+        finally:
+            engine.close()
+            if translator is not None:
+                translator.close()
     finally:
-        engine.close()
-        if translator is not None:
-            translator.close()
+        if service is not None:
+            service.close()
+        rundir.release()
     return EXIT_OK
+
+
+async def _run_service(service: RelayService, engine, translator, rundir: RunDirectory, url: str, args) -> None:
+    token_file = str(args.operator_token_file.resolve()) if args.operator_token_file else None
+    rundir.update_state(pid=os.getpid(), url=url, ready=True, started_at=service.started_at, token_file=token_file)
+    print(f"relay: viewers open {url}/", flush=True)
+    install_stop_signals(service.request_stop)
+    await service.run(engine, translator)
+    if service.stopping:
+        service.end("the operator stopped the relay")
+        return
+    _LOGGER.info("Source ended; still serving the transcript at %s (stop to end)", url)
+    service.end("the livestream ended")
+    await service.stopped.wait()
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    rundir = RunDirectory(args.data)
+    child = ["serve", *_raw_args_after("start", args)]
+    if args.data is None:
+        child += ["--data", str(rundir.path)]
+    return daemon.start(child, rundir, args.ready_timeout, sys.stdout)
+
+
+def _raw_args_after(command: str, args: argparse.Namespace) -> list[str]:
+    raw = args.raw_argv
+    rest = raw[raw.index(command) + 1 :]
+    out, skip = [], False
+    for word in rest:  # --ready-timeout belongs to start, not serve; paths made absolute
+        if skip:
+            skip = False
+            continue
+        if word == "--ready-timeout":
+            skip = True
+            continue
+        if word.startswith("--ready-timeout="):
+            continue
+        out.append(word)
+    return [str(Path(w).resolve()) if _is_local_path(w) else w for w in out]
+
+
+def _is_local_path(word: str) -> bool:
+    return not word.startswith("-") and "://" not in word and Path(word).exists()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    return daemon.status(RunDirectory(args.data), args.json, sys.stdout)
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    return daemon.stop(RunDirectory(args.data), args.force, sys.stdout)
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    return daemon.restart(RunDirectory(args.data), args.ready_timeout, sys.stdout)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    return daemon.export_transcript(RunDirectory(args.data), args.format, args.lang, sys.stdout)
+
+
+def archive_transcript(data_dir: Path) -> None:
+    """Move the previous event's transcript aside (kept, renamed with the time)."""
+    path = transcript_path(data_dir)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for suffix in ("", "-wal", "-shm"):
+        old = path.with_name(path.name + suffix)
+        if old.exists():
+            old.rename(old.with_name(f"transcript-{stamp}.sqlite3{suffix}"))
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -231,7 +333,9 @@ def _install_translation(words: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(raw)
+    args.raw_argv = raw
     level = logging.WARNING - 10 * min(args.verbose + 1, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -242,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelError, TranslationInstallError) as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return EXIT_MODEL
+    except AlreadyRunning as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        return daemon.EXIT_ALREADY_RUNNING
     except KeyboardInterrupt:
         return 130
 

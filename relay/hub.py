@@ -32,8 +32,8 @@ DEFAULT_LANGUAGES = ("en", "fr", "es")
 class Viewer(Protocol):
     """One connected viewer as the hub sees it."""
 
-    def send(self, frame: Frame) -> bool:
-        """Buffer `frame` for sending without waiting; False when the buffer is full."""
+    def send(self, frame: Frame, *, replay: bool = False) -> bool:
+        """Buffer `frame` without waiting; False when full. A `replay` (bounded by the backlog) may overfill."""
 
     def drop(self, code: int, reason: str) -> None:
         """Close the connection soon with `code`; never waits."""
@@ -82,20 +82,24 @@ class CaptionHub:
         *,
         channel: str = "floor",
         store: FinalsBacklog | None = None,
+        last_seq: int = 0,
+        session: str | None = None,
         max_pending: int = 1000,
     ) -> None:
+        """With a durable `store`, pass its `last_seq` and `session`: a restarted relay numbers on, viewers resume."""
         self.channel = channel
         self.languages = tuple(languages)
-        self.session = secrets.token_hex(8)
+        self.session = session or secrets.token_hex(8)
         self._backlog: FinalsBacklog = store if store is not None else MemoryBacklog(backlog)
         self._max_pending = max_pending
-        self._seq = 0
+        self._seq = last_seq
         self._live: set[Viewer] = set()
         # Viewers whose backlog replay is under way: live frames wait here.
         self._replaying: dict[Viewer, list[Frame]] = {}
         self._source_state = SourceState.CONNECTING.value
         self._source_detail = ""
         self._ended: str | None = None
+        self.dropped = 0  # viewers dropped as too slow since start, for /metrics
 
     @property
     def seq(self) -> int:
@@ -162,7 +166,7 @@ class CaptionHub:
             ended=self._ended,
             now=time.time(),
         )
-        if not viewer.send(hello.encode()):
+        if not viewer.send(hello.encode(), replay=True):
             viewer.drop(CLOSE_TOO_SLOW, "could not send hello")
             return
         pending: list[Frame] = []
@@ -185,7 +189,7 @@ class CaptionHub:
         for frame in itertools.chain(replay, pending):
             if frame.seq is not None and frame.seq <= last:
                 continue  # already covered: a duplicate final, or a partial of a sent final
-            if not viewer.send(frame):
+            if not viewer.send(frame, replay=True):
                 self._drop(viewer, CLOSE_TOO_SLOW, "too slow during replay")
                 return
             if frame.final and frame.seq is not None:
@@ -194,6 +198,7 @@ class CaptionHub:
 
     def _drop(self, viewer: Viewer, code: int, reason: str) -> None:
         """Detach a viewer and have its connection closed."""
+        self.dropped += 1
         self.detach(viewer)
         _LOGGER.info("Dropping viewer (%d: %s); %d left", code, reason, self.viewer_count)
         viewer.drop(code, reason)

@@ -12,7 +12,7 @@ from relay.caption_stage import CaptionStage
 from relay.messages import AudioChunk, SourceEvent, SourceState, Utterance
 from relay.segmenter import Segmenter, SegmenterSettings
 from relay.source import AudioSource, SourceSettings, open_container
-from relay.transcriber import CaptionSink, Transcriber
+from relay.transcriber import CaptionSink, PipelineObserver, Transcriber
 from relay.translation import CaptionTranslator
 from relay.vad import StreamingVad
 from relay.whisper_engine import WhisperEngine
@@ -38,12 +38,14 @@ async def _ignore_source_event(event: SourceEvent) -> None:
 class SpeechCutter:
     """VAD plus segmenter on a worker thread of their own, restarted at stream gaps."""
 
-    def __init__(self, settings: SegmenterSettings, id_prefix: str) -> None:
+    def __init__(
+        self, settings: SegmenterSettings, id_prefix: str, start_s: float = 0.0, first_number: int = 1
+    ) -> None:
         self._settings = settings
         self._id_prefix = id_prefix
         self._vad = StreamingVad()
-        self._segmenter = Segmenter(settings, id_prefix)
-        self._expected_start_s = 0.0
+        self._segmenter = Segmenter(settings, id_prefix, start_s, first_number)
+        self._expected_start_s = start_s
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vad")
 
     async def cut(self, chunk: AudioChunk) -> list[Utterance]:
@@ -55,6 +57,11 @@ class SpeechCutter:
         """Commit what is being said, e.g. at the end of the stream or when it drops."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._segmenter.flush)
+
+    @property
+    def next_number(self) -> int:
+        """The number the next utterance would take: where a successor pipeline goes on."""
+        return self._segmenter.next_number
 
     def close(self) -> None:
         self._executor.shutdown(wait=False)
@@ -72,6 +79,15 @@ class SpeechCutter:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class Continuation:
+    """Where a pipeline starts on the event's clock and in its utterance numbering."""
+
+    start_s: float = 0.0  # stream time of this source's first sample
+    id_prefix: str = "u"
+    first_number: int = 1
+
+
 class Pipeline:
     """Runs one channel until its source ends or stop() is called."""
 
@@ -80,12 +96,27 @@ class Pipeline:
         settings: PipelineSettings,
         sink: CaptionSink,
         on_source_event: SourceListener = _ignore_source_event,
+        continuation: Continuation | None = None,
+        observer: PipelineObserver | None = None,
     ) -> None:
         self.settings = settings
         self._sink = sink
         self._on_source_event = on_source_event
         self._source = AudioSource(settings.source)
         self._container = None
+        self.continuation = continuation or Continuation(id_prefix=_id_prefix(settings.channel))
+        self._observer = observer
+        self.next_number = self.continuation.first_number
+        self.stream_s = self.continuation.start_s  # end of the audio processed so far
+
+    @property
+    def source_opened_at(self) -> float:
+        """time.monotonic() when the current connection started delivering."""
+        return self._source.opened_at
+
+    def adopt(self, container) -> None:
+        """Use a container opened (and checked) elsewhere, e.g. by a source switch."""
+        self._container = container
 
     async def open(self) -> None:
         """Open the source now, so a bad URL fails before anything else starts."""
@@ -100,15 +131,17 @@ class Pipeline:
         """Transcribe (and interpret) until the source ends; every stage stops if one fails."""
         if self._container is None:
             await self.open()
-        stage = CaptionStage(translator, self._sink, self._source.opened_at)
-        transcriber = Transcriber(engine, stage.offer, self._source.opened_at)
-        cutter = SpeechCutter(self.settings.segmenter, _id_prefix(self.settings.channel))
+        stage = CaptionStage(translator, self._sink, self._source.opened_at, self._observer)
+        transcriber = Transcriber(engine, stage.offer, self._source.opened_at, self._observer)
+        start = self.continuation
+        cutter = SpeechCutter(self.settings.segmenter, start.id_prefix, start.start_s, start.first_number)
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(stage.run())
                 group.create_task(self._transcribe(transcriber, stage))
                 group.create_task(self._feed(cutter, transcriber))
         finally:
+            self.next_number = cutter.next_number
             cutter.close()
 
     @staticmethod
@@ -122,6 +155,8 @@ class Pipeline:
         try:
             async for item in self._source.stream(self._container):
                 if isinstance(item, AudioChunk):
+                    item = AudioChunk(item.samples, item.start_s + self.continuation.start_s)
+                    self.stream_s = item.end_s
                     for utterance in await cutter.cut(item):
                         await transcriber.offer(utterance)
                     continue

@@ -45,7 +45,9 @@ SECURITY_HEADERS = {
 class ServerSettings:
     """Per-viewer limits of the caption server."""
 
-    max_buffer_bytes: int = 256 * 1024  # unsent bytes before a viewer is dropped as too slow
+    # Unsent bytes above which a live caption is not sent and the viewer is dropped as too
+    # slow. A backlog replay on connect may go over it: it is bounded by the backlog's size.
+    max_buffer_bytes: int = 1024 * 1024
     max_msg_bytes: int = 4096  # largest message a viewer may send
     heartbeat_s: float = 30.0  # ping interval; no pong within half of it closes
     close_timeout_s: float = 5.0  # wait for the close handshake, then abort
@@ -67,12 +69,12 @@ class WsViewer:
         self._settings = settings
         self._close_task: asyncio.Task[None] | None = None
 
-    def send(self, frame: Frame) -> bool:
-        """Write `frame` unless the connection is closing or its buffer is over the limit."""
+    def send(self, frame: Frame, *, replay: bool = False) -> bool:
+        """Write `frame` unless the connection is closing or (live frames) its buffer is over the limit."""
         transport = self._transport
         if self._close_task is not None or self._ws.closed or transport.is_closing():
             return False
-        if transport.get_write_buffer_size() + len(frame.wire) > self._settings.max_buffer_bytes:
+        if not replay and transport.get_write_buffer_size() > self._settings.max_buffer_bytes:
             return False
         transport.write(frame.wire)
         return True

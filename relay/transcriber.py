@@ -7,6 +7,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from relay.messages import Caption, Utterance
 from relay.whisper_engine import Context, Decoded, WhisperEngine
@@ -19,6 +20,14 @@ _FINISHED_IDS_KEPT = 32
 CaptionSink = Callable[[Caption], Awaitable[None]]
 
 
+class PipelineObserver(Protocol):
+    """Hooks for metrics; called on the event loop, must not block."""
+
+    def decoded(self, decoded: Decoded, final: bool) -> None: ...
+
+    def translated(self, seconds: float) -> None: ...
+
+
 class Transcriber:
     """Turns utterance snapshots into captions with one model worker.
 
@@ -29,8 +38,15 @@ class Transcriber:
     final turns out to hold the same audio.
     """
 
-    def __init__(self, engine: WhisperEngine, sink: CaptionSink, clock_origin: float) -> None:
+    def __init__(
+        self,
+        engine: WhisperEngine,
+        sink: CaptionSink,
+        clock_origin: float,
+        observer: PipelineObserver | None = None,
+    ) -> None:
         self._engine = engine
+        self._observer = observer
         self._sink = sink
         self._clock_origin = clock_origin
         self._finals: deque[Utterance] = deque()
@@ -106,6 +122,8 @@ class Transcriber:
         decoded = await self._engine.decode(
             utt.samples, final=final, context=self._context
         )
+        if self._observer is not None:
+            self._observer.decoded(decoded, final)
         _LOGGER.debug(
             "%s %s %.1f s audio in %.2f s: [%s] %s",
             "final" if final else "partial", utt.id, utt.end_s - utt.start_s,

@@ -61,6 +61,13 @@ class Printer:
         self._out.flush()
         self._partial_shown = True
 
+    def clear(self) -> None:
+        """Remove a partial left on screen (its final will not come)."""
+        if self._partial_shown:
+            self._out.write("\r\x1b[2K")
+            self._out.flush()
+            self._partial_shown = False
+
     def final(self, msg: dict[str, Any]) -> None:
         prefix = "\r\x1b[2K" if self._partial_shown else ""
         self._out.write(f"{prefix}{caption_text(msg, self._lang)}\n")
@@ -101,6 +108,7 @@ async def _follow(url: str, resume: _Resume, printer: Printer) -> None:
                 _LOGGER.info("Source %s %s", msg.get("state"), msg.get("detail", ""))
             elif kind == "end":
                 _LOGGER.info("Session ended: %s", msg.get("reason", ""))
+                printer.clear()
                 resume.ended = True
                 return
 

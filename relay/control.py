@@ -1,0 +1,120 @@
+"""Operator HTTP API under /api/ (token-protected), plus /healthz, /metrics and viewer access."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from relay.metrics import Metrics
+from relay.source import SourceError
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_CONTROL_BODY_BYTES = 4096
+VIEWER_COOKIE = "relay_viewer"
+
+
+class Controllable(Protocol):
+    """What the API drives: the running relay."""
+
+    metrics: Metrics
+
+    def status(self) -> dict[str, Any]: ...
+
+    def request_stop(self) -> None: ...
+
+    async def switch_source(self, url: str) -> None: ...
+
+
+CONTROLLED_KEY = web.AppKey("controlled", Controllable)
+OPERATOR_TOKEN_KEY = web.AppKey("operator_token", str)
+VIEWER_TOKEN_KEY = web.AppKey("viewer_token", str)
+
+
+def add_control_routes(app: web.Application, relay: Controllable, operator_token: str, viewer_token: str = "") -> None:
+    """Mount /api/*, /healthz and /metrics; guard the viewer routes when a viewer token is set."""
+    if not operator_token:
+        raise ValueError("an operator token is required")
+    app[CONTROLLED_KEY] = relay
+    app[OPERATOR_TOKEN_KEY] = operator_token
+    app[VIEWER_TOKEN_KEY] = viewer_token
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/api/status", _status)
+    app.router.add_post("/api/stop", _stop)
+    app.router.add_post("/api/source", _switch_source)
+    app.middlewares.append(_access)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _token_matches(given: str | None, expected: str) -> bool:
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+@web.middleware
+async def _access(request: web.Request, handler) -> web.StreamResponse:
+    """Operator token on /api/ (Authorization header only); viewer token, if set, on the rest."""
+    path = request.path
+    if path.startswith("/api/"):
+        auth = request.headers.get("Authorization", "")
+        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else None
+        if not _token_matches(token, request.app[OPERATOR_TOKEN_KEY]):
+            _LOGGER.warning("Refused %s %s from %s: bad operator token", request.method, path, request.remote)
+            return _error(401, "missing or wrong operator token (Authorization: Bearer ...)")
+        return await handler(request)
+    viewer_token = request.app[VIEWER_TOKEN_KEY]
+    if not viewer_token or path in ("/healthz", "/metrics"):
+        return await handler(request)
+    if path == "/" and _token_matches(request.query.get("key"), viewer_token):
+        response = web.HTTPFound("/")  # the key leaves the address bar; the cookie carries it
+        response.set_cookie(VIEWER_COOKIE, viewer_token, httponly=True, samesite="Strict")
+        raise response
+    given = request.cookies.get(VIEWER_COOKIE) or request.query.get("key")
+    if not _token_matches(given, viewer_token):
+        return _error(401, "this event is private: open the link with its key")
+    return await handler(request)
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    status = request.app[CONTROLLED_KEY].status()
+    healthy = status["running"]
+    return web.json_response({"ok": healthy, "source": status["source"]["state"]}, status=200 if healthy else 503)
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    text = request.app[CONTROLLED_KEY].metrics.render()
+    return web.Response(text=text, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+async def _status(request: web.Request) -> web.Response:
+    return web.json_response(request.app[CONTROLLED_KEY].status())
+
+
+async def _stop(request: web.Request) -> web.Response:
+    _LOGGER.info("Stop requested through the API from %s", request.remote)
+    request.app[CONTROLLED_KEY].request_stop()
+    return web.json_response({"stopping": True}, status=202)
+
+
+async def _switch_source(request: web.Request) -> web.Response:
+    if request.content_length is None or request.content_length > MAX_CONTROL_BODY_BYTES:
+        return _error(413, f"body must be JSON of at most {MAX_CONTROL_BODY_BYTES} bytes")
+    try:
+        body = json.loads(await request.text())
+        url = body["url"]
+        if not isinstance(url, str) or not url.strip():
+            raise ValueError("url must be a non-empty string")
+    except (ValueError, KeyError, TypeError) as exc:
+        return _error(400, f'expected {{"url": "..."}}: {exc}')
+    try:
+        await request.app[CONTROLLED_KEY].switch_source(url.strip())
+    except SourceError as exc:
+        return _error(422, f"cannot read source {url!r}: {exc}")
+    return web.json_response({"source": url.strip()})

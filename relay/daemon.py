@@ -1,0 +1,175 @@
+"""`relay start`, `status`, `stop`, `restart`, `export`: operating a relay from scripts.
+
+Exit codes (no terminal needed, so cron, systemd and shell scripts can rely on them):
+start: 0 ready, 1 source error, 3 model error, 4 already running, 5 failed to become ready.
+status: 0 running, 3 not running, 1 running but not answering. stop: 0 stopped (or was not
+running), 1 still stopping (run it again, or --force, to kill).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, TextIO
+
+from relay.export import export
+from relay.rundir import RunDirectory
+from relay.store import TranscriptError, TranscriptStore, transcript_path
+
+EXIT_NOT_RUNNING = 3
+EXIT_ALREADY_RUNNING = 4
+EXIT_NOT_READY = 5
+STOP_WAIT_S = 10.0
+
+
+def start(child_args: list[str], rundir: RunDirectory, ready_timeout_s: float, out: TextIO) -> int:
+    """Launch `relay serve ...` in the background and wait until it is ready or fails."""
+    pid = rundir.running_pid()
+    if pid is not None:
+        print(f"relay: already running on {rundir.path} (pid {pid}): {rundir.read_state().get('url', '')}", file=sys.stderr)
+        return EXIT_ALREADY_RUNNING
+    rundir.ensure()
+    rundir.update_state(ready=False, argv=child_args)
+    log = open(rundir.log_file, "ab")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "relay", *child_args],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
+    )
+    log.close()
+    deadline = time.monotonic() + ready_timeout_s
+    while time.monotonic() < deadline:
+        state = rundir.read_state()
+        if state.get("ready") and state.get("pid") == child.pid:
+            print(state["url"] + "/", file=out, flush=True)
+            return 0
+        code = child.poll()
+        if code is not None:
+            print(_last_error(rundir) or f"relay: exited with code {code}; see {rundir.log_file}", file=sys.stderr)
+            return code or EXIT_NOT_READY
+        time.sleep(0.1)
+    child.kill()
+    print(f"relay: not ready after {ready_timeout_s:.0f} s; see {rundir.log_file}", file=sys.stderr)
+    return EXIT_NOT_READY
+
+
+def _last_error(rundir: RunDirectory) -> str | None:
+    try:
+        lines = rundir.log_file.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    return next((line for line in reversed(lines) if line.startswith("relay: ")), None)
+
+
+def status(rundir: RunDirectory, as_json: bool, out: TextIO) -> int:
+    """Report on the relay of this data directory."""
+    pid = rundir.running_pid()
+    if pid is None:
+        _print_status({"running": False, "data": str(rundir.path)}, as_json, out)
+        return EXIT_NOT_RUNNING
+    state = rundir.read_state()
+    try:
+        report = api_call(state, rundir, "GET", "/api/status")
+    except (OSError, ValueError) as exc:
+        _print_status({"running": True, "pid": pid, "answering": False, "error": str(exc)}, as_json, out)
+        return 1
+    report.update(pid=pid, url=state.get("url"), data=str(rundir.path))
+    _print_status(report, as_json, out)
+    return 0
+
+
+def _print_status(report: dict[str, Any], as_json: bool, out: TextIO) -> None:
+    if as_json:
+        print(json.dumps(report, indent=2), file=out)
+        return
+    if not report.get("running"):
+        print(f"not running ({report.get('data')})", file=out)
+        return
+    if report.get("answering") is False:
+        print(f"running (pid {report['pid']}) but not answering: {report.get('error')}", file=out)
+        return
+    source = report["source"]
+    since = time.strftime("%H:%M:%S", time.localtime(source["since"]))
+    print(
+        f"running (pid {report['pid']}) {report['url']}/  up {report['uptime_s']:.0f} s\n"
+        f"source     {source['state']} since {since}: {source['url']}\n"
+        f"viewers    {report['viewers']}\n"
+        f"captions   {report['captions_published']} published, language {report['language']}, "
+        f"delay {report['caption_delay_s']} s",
+        file=out,
+    )
+
+
+def api_call(state: dict[str, Any], rundir: RunDirectory, method: str, path: str) -> dict[str, Any]:
+    """Call the running relay's control API with the operator token."""
+    url = state["url"].replace("0.0.0.0", "127.0.0.1") + path
+    token = rundir.operator_token(token_file=Path(state["token_file"]) if state.get("token_file") else None)
+    request = urllib.request.Request(url, method=method, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def stop(rundir: RunDirectory, force: bool, out: TextIO) -> int:
+    """Graceful stop (SIGTERM: pending text committed, viewers told); kill on a second stop or --force."""
+    pid = rundir.running_pid()
+    if pid is None:
+        print("not running", file=out)
+        return 0
+    if force or rundir.stop_marker.exists():
+        os.kill(pid, signal.SIGKILL)
+        _wait_gone(pid, 5.0)
+        rundir.pid_file.unlink(missing_ok=True)
+        rundir.stop_marker.unlink(missing_ok=True)
+        print(f"killed (pid {pid})", file=out)
+        return 0
+    rundir.stop_marker.write_text(str(time.time()))
+    os.kill(pid, signal.SIGTERM)
+    if _wait_gone(pid, STOP_WAIT_S):
+        print(f"stopped (pid {pid})", file=out)
+        return 0
+    print(f"relay: pid {pid} still stopping after {STOP_WAIT_S:.0f} s; run stop again to kill it", file=sys.stderr)
+    return 1
+
+
+def _wait_gone(pid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("Z")
+    except OSError:
+        return True
+
+
+def restart(rundir: RunDirectory, ready_timeout_s: float, out: TextIO) -> int:
+    """Stop (gracefully, then by force) and start again with the same arguments."""
+    argv = rundir.read_state().get("argv")
+    if not argv:
+        print(f"relay: nothing to restart on {rundir.path} (never started there)", file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    if stop(rundir, force=False, out=out) != 0:
+        stop(rundir, force=True, out=out)
+    return start(argv, rundir, ready_timeout_s, out)
+
+
+def export_transcript(rundir: RunDirectory, fmt: str, lang: str | None, out: TextIO) -> int:
+    """Write the event's transcript (during or after it) to `out`."""
+    try:
+        with TranscriptStore(transcript_path(rundir.path), readonly=True) as store:
+            out.write(export(store, fmt, lang))
+    except TranscriptError as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        return 1
+    return 0

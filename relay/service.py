@@ -1,0 +1,173 @@
+"""A whole relay: pipeline(s) of one channel, the durable transcript, the hub and its state."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from relay.hub import CaptionHub
+from relay.messages import Caption, SourceEvent, SourceState
+from relay.metrics import Metrics
+from relay.pipeline import Continuation, Pipeline, PipelineSettings
+from relay.source import open_container
+from relay.store import SqliteBacklog, TranscriptStore, transcript_path
+from relay.translation import CaptionTranslator
+from relay.whisper_engine import Decoded, WhisperEngine
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class RelayService:
+    """Runs the channel's pipeline, switching sources on request, and answers for its state.
+
+    With a data directory every final is committed to SQLite before viewers get it, and a
+    restarted relay carries on the same event: numbering (`seq`), session and the event clock
+    continue, so viewers resume with `since`.
+    """
+
+    def __init__(self, settings: PipelineSettings, data_dir: Path | None = None) -> None:
+        self.settings = settings
+        self.stopped = asyncio.Event()
+        self.metrics = Metrics()
+        self.started_at = time.time()
+        self._store = TranscriptStore(transcript_path(data_dir)) if data_dir else None
+        self._backlog = SqliteBacklog(self._store) if self._store is not None else None
+        durable = self._backlog is not None  # (an empty backlog is falsy: it has a length)
+        self.hub = CaptionHub(
+            store=self._backlog,
+            last_seq=self._backlog.last_seq if durable else 0,
+            session=self._backlog.session if durable else None,
+        )
+        self.event_started_at = self._store.meta.started_at if self._store is not None else self.started_at
+        resumed_at = self.hub.seq
+        self._continuation = Continuation(
+            start_s=max(0.0, self.started_at - self.event_started_at) if resumed_at else 0.0,
+            id_prefix=f"s{resumed_at}-u" if resumed_at else "u",
+        )
+        self._pipeline: Pipeline | None = None
+        self._next_source: tuple[str, Any] | None = None
+        self._stopping = False
+        self._source = {"url": settings.source.url, "state": SourceState.CONNECTING.value, "since": time.time()}
+        self._last_final: Caption | None = None
+        self._last_delay_s: float | None = None
+        self._register_gauges()
+
+    async def open(self) -> None:
+        """Open the first source (raises SourceError), before models and server start."""
+        self._pipeline = self._new_pipeline(self.settings)
+        await self._pipeline.open()
+
+    async def run(self, engine: WhisperEngine, translator: CaptionTranslator | None) -> None:
+        """Caption until the source ends or a stop is requested, switching sources in between."""
+        assert self._pipeline is not None, "open() first"
+        while True:
+            await self._pipeline.run(engine, translator)
+            if self._next_source is None or self._stopping:
+                break
+            url, container = self._next_source
+            self._next_source = None
+            previous = self._pipeline
+            settings = dataclasses.replace(self.settings, source=dataclasses.replace(self.settings.source, url=url))
+            self._continuation = dataclasses.replace(
+                self._continuation, start_s=previous.stream_s, first_number=previous.next_number
+            )
+            self._pipeline = self._new_pipeline(settings)
+            self._pipeline.adopt(container)
+            self._source.update(url=url)
+
+    def request_stop(self) -> None:
+        """Graceful stop: pending speech is committed, then run() returns."""
+        self._stopping = True
+        self.stopped.set()
+        if self._pipeline is not None:
+            self._pipeline.stop()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    async def switch_source(self, url: str) -> None:
+        """Open `url` (raises SourceError, leaving the current source on) and switch to it."""
+        new = dataclasses.replace(self.settings.source, url=url)
+        container = await asyncio.get_running_loop().run_in_executor(None, open_container, new)
+        _LOGGER.info("Switching source to %s", url)
+        self._next_source = (url, container)
+        if self._pipeline is not None:
+            self._pipeline.stop()
+
+    def end(self, reason: str) -> None:
+        """Tell viewers the session is over."""
+        self.hub.end_session(reason)
+
+    def close(self) -> None:
+        if self._backlog is not None:
+            self._backlog.close()  # before the store it reads from
+        if self._store is not None:
+            self._store.close()
+
+    def status(self) -> dict[str, Any]:
+        """What `relay status` and /api/status report."""
+        last = self._last_final
+        return {
+            "running": not self._stopping,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "event_started_at": self.event_started_at,
+            "session": self.hub.session,
+            "source": dict(self._source),
+            "viewers": self.hub.viewer_count,
+            "captions_published": self.hub.seq,
+            "caption_delay_s": round(self._last_delay_s, 2) if self._last_delay_s is not None else None,
+            "language": last.lang if last else None,
+            "realtime_lag_s": round(self._lag_s(), 2),
+        }
+
+    def _new_pipeline(self, settings: PipelineSettings) -> Pipeline:
+        return Pipeline(settings, self._publish, self._on_source_event, self._continuation, self)
+
+    async def _publish(self, caption: Caption) -> None:
+        self.hub.publish(caption)
+        if caption.is_final and caption.text:
+            self._last_final = caption
+            self._last_delay_s = self._delay_of(caption)
+            self.metrics.inc("relay_captions_published_total")
+            self.metrics.caption_delay.observe(self._last_delay_s)
+
+    async def _on_source_event(self, event: SourceEvent) -> None:
+        _LOGGER.info("Source %s: %s", event.state.value, event.detail)
+        if event.state is SourceState.RECONNECTING:
+            self.metrics.inc("relay_source_reconnects_total")
+        self._source.update(state=event.state.value, since=time.time())
+        self.hub.source_state(event.state, event.detail)
+
+    def _delay_of(self, caption: Caption) -> float:
+        """Seconds from the end of the speech to the caption's publication, on this connection."""
+        pipeline = self._pipeline
+        if pipeline is None:
+            return 0.0
+        aired = caption.end - pipeline.continuation.start_s
+        return time.monotonic() - pipeline.source_opened_at - aired
+
+    def _lag_s(self) -> float:
+        pipeline = self._pipeline
+        if pipeline is None:
+            return 0.0
+        processed = pipeline.stream_s - pipeline.continuation.start_s
+        return max(0.0, time.monotonic() - pipeline.source_opened_at - processed)
+
+    def decoded(self, decoded: Decoded, final: bool) -> None:
+        self.metrics.decode.observe(decoded.seconds)
+
+    def translated(self, seconds: float) -> None:
+        self.metrics.translation.observe(seconds)
+
+    def _register_gauges(self) -> None:
+        m = self.metrics
+        m.gauge("relay_viewers", "Viewers connected.", lambda: self.hub.viewer_count)
+        m.gauge("relay_viewers_dropped", "Viewers dropped as too slow, since start.", lambda: self.hub.dropped)
+        m.gauge("relay_realtime_lag_seconds", "Wall time minus stream time processed.", self._lag_s)
+        m.gauge("relay_uptime_seconds", "Seconds since this process started.", lambda: time.time() - self.started_at)
+

@@ -1,0 +1,303 @@
+"""The viewer page in real headless Chromium against a real relay on port 0."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, BrowserContext, Dialog, Page, expect
+
+from relay.hub import CaptionHub
+from relay.messages import Caption, SourceState
+from tests.browser import Relay, browser_context, chromium, chromium_path, running_relay
+
+pytestmark = [
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
+]
+
+XSS = "<img src=x onerror=alert(1)>"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def caption(n: int, kind: str = "final", en: str | None = None, fr: str | None = None) -> Caption:
+    english = en if en is not None else f"Sentence number {n}."
+    return Caption(
+        kind=kind,
+        id=f"u{n}",
+        lang="en",
+        text=english,
+        start=60.0 + n * 4,
+        end=63.5 + n * 4,
+        wall=time.time(),
+        translations={"en": english, "fr": fr if fr is not None else f"Phrase numéro {n}.", "es": f"Frase {n}."},
+        mt={"fr": "opus-mt-en-fr", "es": "opus-mt-en-es"},
+    )
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as launched:
+        yield launched
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    async with browser_context(browser, viewport={"width": 1100, "height": 760}) as ctx:
+        yield ctx
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def relay() -> AsyncIterator[Relay]:
+    hub = CaptionHub()
+    hub.source_state(SourceState.CONNECTED)
+    async with running_relay(hub) as running:
+        yield running
+
+
+async def open_viewer(context: BrowserContext, url: str) -> Page:
+    """Open the page, failing on script errors and CSP violations."""
+    page = await context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page.problems = problems  # type: ignore[attr-defined]
+    await page.goto(url)
+    await expect(page.locator("#status")).to_have_attribute("data-state", re.compile("live|source"))
+    return page
+
+
+async def test_page_shows_partials_then_finals_in_place(context: BrowserContext, relay: Relay) -> None:
+    page = await open_viewer(context, relay.url + "/?lang=en")
+    relay.hub.publish(caption(1, "partial", en="Good morning every"))
+    partial = page.locator("#live-lines .line.partial")
+    await expect(partial).to_have_text("Good morning every")
+    relay.hub.publish(caption(1, en="Good morning everyone."))
+    await expect(page.locator("#live-lines .line.final")).to_have_text("Good morning everyone.")
+    await expect(partial).to_have_count(0)
+    await expect(page.locator("#transcript-list li")).to_have_count(1)
+    assert page.problems == []  # type: ignore[attr-defined]
+
+
+async def test_language_switch_rerenders_labels_mt_and_is_remembered(context: BrowserContext, relay: Relay) -> None:
+    page = await open_viewer(context, relay.url + "/")
+    await page.select_option("#lang", "en")
+    relay.hub.publish(caption(1, en="Welcome.", fr="Bienvenue."))
+    line = page.locator("#live-lines .line").last
+    await expect(line).to_have_text("Welcome.")
+    await page.select_option("#lang", "fr")
+    await expect(line.locator(".text")).to_have_text("Bienvenue.")
+    label = line.locator(".mt")
+    await expect(label).to_have_attribute("data-label", "machine translation")
+    shown = await label.evaluate("el => getComputedStyle(el, '::before').content")
+    assert shown == '"machine translation"'
+    await expect(line).to_have_attribute("lang", "fr")
+    await page.select_option("#lang", "orig")
+    await expect(line).to_have_text("Welcome.")
+    await page.select_option("#lang", "fr")
+    await page.reload()
+    await expect(page.locator("#lang")).to_have_value("fr")
+    await expect(page.locator("#transcript-list li .text")).to_have_text(["Bienvenue."])
+
+
+async def test_reconnect_after_restart_on_same_port_resumes_without_gap(context: BrowserContext) -> None:
+    hub = CaptionHub()
+    async with running_relay(hub) as first:
+        page = await open_viewer(context, first.url + "/?lang=en")
+        for n in range(1, 4):
+            hub.publish(caption(n))
+        await expect(page.locator("#transcript-list li")).to_have_count(3)
+    await expect(page.locator("#status")).to_have_attribute("data-state", re.compile("waiting|connecting"))
+    for n in range(4, 6):
+        hub.publish(caption(n))  # missed while the server is down
+    async with running_relay(hub, port=urlsplit(first.url).port or 0):
+        await expect(page.locator("#status")).to_have_attribute("data-state", re.compile("live|source"), timeout=15_000)
+        hub.publish(caption(6))
+        items = page.locator("#transcript-list li")
+        await expect(items).to_have_count(6)
+        seqs = [await item.get_attribute("data-seq") for item in await items.all()]
+    assert seqs == ["1", "2", "3", "4", "5", "6"]
+
+
+async def test_overlay_is_transparent_and_shows_the_last_two_lines(context: BrowserContext, relay: Relay) -> None:
+    page = await open_viewer(context, relay.url + "/?overlay=1&lang=fr")
+    for n in range(1, 5):
+        relay.hub.publish(caption(n))
+    lines = page.locator("#live-lines .line")
+    await expect(lines).to_have_count(2)
+    await expect(lines.locator(".text")).to_have_text(["Phrase numéro 3.", "Phrase numéro 4."])
+    await expect(page.locator(".toolbar")).to_be_hidden()
+    await expect(page.locator(".transcript")).to_be_hidden()
+    background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgba(0, 0, 0, 0)"
+
+
+async def test_html_in_captions_is_shown_as_text_and_never_runs(context: BrowserContext, relay: Relay) -> None:
+    page = await open_viewer(context, relay.url + "/?lang=fr")
+    dialogs: list[str] = []
+
+    async def dismiss(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        await dialog.dismiss()
+
+    page.on("dialog", dismiss)
+    relay.hub.publish(caption(1, "partial", en=XSS, fr=XSS))
+    relay.hub.publish(caption(1, en=XSS, fr=f"{XSS} <script>alert(2)</script>"))
+    await expect(page.locator("#live-lines .line .text")).to_have_text(f"{XSS} <script>alert(2)</script>")
+    await expect(page.locator("#transcript-list li .text")).to_have_text(f"{XSS} <script>alert(2)</script>")
+    await page.wait_for_timeout(300)  # give a (wrongly) injected onerror handler time to fire
+    assert await page.locator("img, main script").count() == 0
+    assert dialogs == []
+
+
+async def test_downloads_give_srt_and_webvtt_in_the_chosen_language(
+    context: BrowserContext, relay: Relay, tmp_path: Path
+) -> None:
+    page = await open_viewer(context, relay.url + "/?lang=fr")
+    relay.hub.publish(caption(1, fr="Bonjour à tous."))
+    relay.hub.publish(caption(2, fr="Les <balises> & co."))
+    await expect(page.locator("#transcript-list li")).to_have_count(2)
+    contents = {}
+    for fmt in ("srt", "vtt", "txt"):
+        async with page.expect_download() as info:
+            await page.click(f"[data-format={fmt}]")
+        download = await info.value
+        assert download.suggested_filename.endswith(f"-fr.{fmt}")
+        target = tmp_path / download.suggested_filename
+        await download.save_as(target)
+        contents[fmt] = target.read_text(encoding="utf-8")
+    assert contents["srt"] == (
+        "1\n00:01:04,000 --> 00:01:07,500\nBonjour à tous.\n\n2\n00:01:08,000 --> 00:01:11,500\nLes <balises> & co.\n"
+    )
+    assert contents["vtt"] == (
+        "WEBVTT\n\n00:01:04.000 --> 00:01:07.500\nBonjour à tous.\n\n"
+        "00:01:08.000 --> 00:01:11.500\nLes &lt;balises&gt; &amp; co.\n"
+    )
+    assert contents["txt"] == "[1:04] Bonjour à tous.\n[1:08] Les <balises> & co.\n"
+
+
+async def test_delay_holds_captions_back(context: BrowserContext, relay: Relay) -> None:
+    page = await open_viewer(context, relay.url + "/?lang=en&delay=2")
+    await expect(page.locator("#status")).to_contain_text("2 s delay")
+    relay.hub.publish(caption(1, en="Later."))
+    await page.wait_for_timeout(1000)
+    await expect(page.locator("#live-lines .line")).to_have_count(0)
+    await expect(page.locator("#live-lines .line")).to_have_text("Later.", timeout=5000)
+
+
+async def test_source_status_and_session_end_are_shown(context: BrowserContext, relay: Relay) -> None:
+    page = await open_viewer(context, relay.url + "/")
+    relay.hub.source_state(SourceState.RECONNECTING, "stream dropped")
+    await expect(page.locator("#status")).to_contain_text("stream reconnecting")
+    relay.hub.end_session("thanks for watching")
+    await expect(page.locator("#status")).to_have_text("Session ended")
+
+
+CONTRAST_JS = """
+() => {
+  const rgb = (c) => c.match(/[\\d.]+/g).slice(0, 3).map(Number);
+  const lum = (c) => {
+    const [r, g, b] = rgb(c).map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
+  const bg = getComputedStyle(document.querySelector('.live')).backgroundColor;
+  const pageBg = getComputedStyle(document.body).backgroundColor;
+  const color = (sel, pseudo) => getComputedStyle(document.querySelector(sel), pseudo).color;
+  return {
+    final: ratio(color('.line.final .text'), bg),
+    partial: ratio(color('.line.partial .text'), bg),
+    mt: ratio(color('.line .mt', '::before'), bg),
+    status: ratio(color('#status'), pageBg),
+    time: ratio(color('#transcript-list time'), pageBg),
+  };
+}
+"""
+
+
+@pytest.mark.parametrize("theme", ["dark", "light", "contrast"])
+async def test_themes_meet_wcag_aa_contrast(context: BrowserContext, relay: Relay, theme: str) -> None:
+    page = await open_viewer(context, relay.url + "/?lang=fr")
+    await page.locator("details.settings summary").click()
+    await page.select_option("#theme", theme)
+    relay.hub.publish(caption(1))
+    relay.hub.publish(caption(2, "partial"))
+    await expect(page.locator("#live-lines .line.partial")).to_have_count(1)
+    await page.click("#size-up")
+    ratios = await page.evaluate(CONTRAST_JS)
+    assert min(ratios.values()) >= 4.5, ratios
+    assert page.problems == []  # type: ignore[attr-defined]  # no CSP violation from theme or size changes
+
+
+async def test_phone_layout_has_no_sideways_scrolling(browser: Browser, relay: Relay) -> None:
+    async with browser_context(browser, viewport={"width": 390, "height": 844}, is_mobile=True) as phone:
+        page = await open_viewer(phone, relay.url + "/")
+        relay.hub.publish(caption(1, en="A fairly long caption that has to wrap over several lines on a phone."))
+        await expect(page.locator("#live-lines .line")).to_have_count(1)
+        overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0
+
+
+# (spoken language, English, French): a bilingual meeting, so some French captions are original.
+REALISTIC = [
+    (
+        "en",
+        "Good morning everyone, and welcome to the annual general meeting of the cooperative.",
+        "Bonjour à tous et bienvenue à l'assemblée générale annuelle de la coopérative.",
+    ),
+    (
+        "en",
+        "Before we start, a few practical notes about today's agenda.",
+        "Avant de commencer, quelques remarques pratiques sur l'ordre du jour.",
+    ),
+    (
+        "fr",
+        "Thank you. The first item is the approval of last year's minutes.",
+        "Merci. Le premier point est l'approbation du procès-verbal de l'an dernier.",
+    ),
+    (
+        "en",
+        "Questions can be sent through the chat at any time during the meeting.",
+        "Les questions peuvent être envoyées par le chat à tout moment de la réunion.",
+    ),
+]
+
+
+def spoken(n: int, lang: str, en: str, fr: str, kind: str = "final") -> Caption:
+    """A caption spoken in `lang`, machine translated into the other languages."""
+    texts = {"en": en, "fr": fr, "es": f"[es] {en}"}
+    return Caption(
+        kind=kind,
+        id=f"r{n}",
+        lang=lang,
+        text=texts[lang],
+        start=600.0 + n * 5,
+        end=604.5 + n * 5,
+        wall=time.time(),
+        translations=texts,
+        mt={other: "opus-mt" for other in texts if other != lang},
+    )
+
+
+async def test_screenshot_with_realistic_captions(browser: Browser, relay: Relay, tmp_path: Path) -> None:
+    """Render a realistic page; RELAY_UPDATE_SCREENSHOT=1 saves it as docs/viewer.png."""
+    async with browser_context(browser, viewport={"width": 1100, "height": 720}, color_scheme="dark") as ctx:
+        page = await open_viewer(ctx, relay.url + "/?lang=fr")
+        for n, (lang, en, fr) in enumerate(REALISTIC, start=1):
+            relay.hub.publish(spoken(n, lang, en, fr))
+        partial = spoken(5, "en", "So let's move on to the vote on the", "Passons donc au vote sur le", "partial")
+        relay.hub.publish(partial)
+        await expect(page.locator("#live-lines .line.final .mt")).to_have_count(2)
+        await expect(page.locator("#live-lines .line.partial")).to_have_count(1)
+        shot = tmp_path / "viewer.png"
+        await page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("RELAY_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(shot, DOCS / "viewer.png")

@@ -1,0 +1,199 @@
+// Live caption viewer: wires the connection, the views and the controls together.
+
+import { CaptionConnection } from "./connection.js";
+import { loadPrefs, savePrefs, urlOptions, SIZES, MAX_DELAY_S, clampDelay } from "./settings.js";
+import { FORMATS } from "./transcript.js";
+import { DelayLine, LiveView, TranscriptView } from "./views.js";
+
+const $ = (id) => document.getElementById(id);
+
+const options = urlOptions(location.search);
+const prefs = loadPrefs();
+if (options.lang) prefs.lang = options.lang;
+if (options.delay !== null) prefs.delay = options.delay;
+
+const finals = []; // every final received, for downloads
+const status = { conn: "connecting", retryMs: 0, source: "connected", ended: false };
+
+const live = new LiveView($("live-lines"), {
+  maxLines: options.overlay ? 2 : 4,
+  compact: options.overlay,
+});
+const transcript = new TranscriptView($("transcript-list"), $("jump"));
+
+function remember() {
+  if (!options.overlay) savePrefs(prefs);
+}
+
+// ---- status -----------------------------------------------------------------
+
+function statusText() {
+  if (status.ended) return "Session ended";
+  if (status.conn === "connecting") return "Connecting…";
+  if (status.conn === "waiting") {
+    return `Disconnected — retrying in ${Math.max(1, Math.round(status.retryMs / 1000))} s`;
+  }
+  let text = "Live";
+  if (status.source === "reconnecting") text = "Live — stream reconnecting…";
+  if (status.source === "connecting") text = "Live — waiting for the stream";
+  return prefs.delay > 0 ? `${text} · ${prefs.delay} s delay` : text;
+}
+
+// For styling and tests: live, source (live but the stream has trouble), connecting, waiting, ended.
+function statusState() {
+  if (status.ended) return "ended";
+  if (status.conn !== "live") return status.conn;
+  return status.source === "connected" ? "live" : "source";
+}
+
+function renderStatus() {
+  const el = $("status");
+  el.textContent = statusText();
+  el.dataset.state = statusState();
+}
+
+// ---- messages ---------------------------------------------------------------
+
+function show(msg) {
+  if (msg.type === "partial") {
+    live.showPartial(msg);
+  } else if (msg.type === "final") {
+    live.showFinal(msg);
+    transcript.add(msg);
+  }
+}
+
+const delayLine = new DelayLine(show);
+let hello = null;
+
+function receive(msg) {
+  switch (msg.type) {
+    case "hello":
+      if (hello !== null && hello.session !== msg.session && finals.length > 0) {
+        transcript.note("— a new session started —");
+      }
+      hello = msg;
+      status.source = msg.source ? msg.source.state : "connected";
+      status.ended = Boolean(msg.ended);
+      break;
+    case "final": {
+      finals.push(msg);
+      // A final replayed from the backlog is older: it waits only the rest of the delay.
+      const replayed = hello !== null && msg.seq <= hello.seq;
+      delayLine.push(msg, replayed ? Math.max(0, hello.now - msg.wall) : 0);
+      break;
+    }
+    case "partial":
+      delayLine.push(msg);
+      break;
+    case "status":
+      status.source = msg.state;
+      if (msg.state !== "connected") live.clearPartial();
+      break;
+    case "end":
+      status.ended = true;
+      live.clearPartial();
+      break;
+  }
+  renderStatus();
+}
+
+function connectionState(state, detail) {
+  status.conn = state === "ended" ? "live" : state;
+  if (state === "ended") status.ended = true;
+  if (state === "waiting") status.retryMs = detail.delayMs;
+  renderStatus();
+}
+
+// ---- controls ---------------------------------------------------------------
+
+function applyTheme() {
+  let theme = prefs.theme;
+  if (theme === "auto") {
+    if (matchMedia("(prefers-contrast: more)").matches) theme = "contrast";
+    else theme = matchMedia("(prefers-color-scheme: light)").matches ? "light" : "dark";
+  }
+  document.documentElement.dataset.theme = theme;
+}
+
+function applySize() {
+  document.documentElement.style.setProperty("--scale", String(prefs.size));
+  $("size-value").textContent = `${Math.round(prefs.size * 100)}%`;
+  $("size-down").disabled = prefs.size === SIZES[0];
+  $("size-up").disabled = prefs.size === SIZES[SIZES.length - 1];
+}
+
+function stepSize(step) {
+  const i = SIZES.indexOf(prefs.size) + step;
+  prefs.size = SIZES[Math.min(SIZES.length - 1, Math.max(0, i))];
+  applySize();
+  remember();
+}
+
+function applyDelay() {
+  $("delay").value = String(prefs.delay);
+  $("delay-value").textContent = `${prefs.delay} s`;
+  delayLine.setDelay(prefs.delay);
+  renderStatus();
+}
+
+function applyLang() {
+  $("lang").value = prefs.lang;
+  live.setLang(prefs.lang);
+  transcript.setLang(prefs.lang);
+}
+
+function download(format) {
+  const { render, mime } = FORMATS[format];
+  const blob = new Blob([render(finals, prefs.lang)], { type: mime });
+  const stamp = new Date().toISOString().slice(0, 16).replace(/[-:]/g, "").replace("T", "-");
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = `captions-${stamp}-${prefs.lang}.${format}`;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+}
+
+function wireControls() {
+  $("lang").addEventListener("change", (e) => {
+    prefs.lang = e.target.value;
+    applyLang();
+    remember();
+  });
+  $("theme").value = prefs.theme;
+  $("theme").addEventListener("change", (e) => {
+    prefs.theme = e.target.value;
+    applyTheme();
+    remember();
+  });
+  for (const query of ["(prefers-color-scheme: light)", "(prefers-contrast: more)"]) {
+    matchMedia(query).addEventListener("change", applyTheme);
+  }
+  $("size-down").addEventListener("click", () => stepSize(-1));
+  $("size-up").addEventListener("click", () => stepSize(1));
+  $("delay").max = String(MAX_DELAY_S);
+  $("delay").addEventListener("input", (e) => {
+    prefs.delay = clampDelay(e.target.value);
+    applyDelay();
+    remember();
+  });
+  for (const button of document.querySelectorAll("[data-format]")) {
+    button.addEventListener("click", () => download(button.dataset.format));
+  }
+}
+
+// ---- start --------------------------------------------------------------------
+
+if (options.overlay) document.documentElement.classList.add("overlay");
+applyTheme();
+applySize();
+applyLang();
+applyDelay();
+wireControls();
+
+const socketUrl = new URL("ws", location.href);
+socketUrl.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+socketUrl.search = "";
+new CaptionConnection(socketUrl.toString(), { onMessage: receive, onState: connectionState }).start();

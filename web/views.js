@@ -1,0 +1,194 @@
+// DOM views: the live caption lines, the transcript, and the delay line that holds
+// captions back. Caption text is only ever set with textContent, never as HTML.
+
+import { captionText } from "./transcript.js";
+
+const timeOfDay = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+
+// Fill `el` with caption `c` shown in `lang`. A machine-translation label is glued
+// to the last word (so it never sits alone on a line) and drawn from a data
+// attribute, so the caption's textContent stays exactly the caption.
+function fill(el, c, lang, compact) {
+  const shown = captionText(c, lang);
+  const text = document.createElement("span");
+  text.className = "text";
+  el.lang = shown.lang;
+  el.replaceChildren(text);
+  if (!shown.mt) {
+    text.textContent = shown.text;
+    return;
+  }
+  const cut = shown.text.trimEnd().lastIndexOf(" ") + 1;
+  const last = document.createElement("span");
+  last.className = "last";
+  last.textContent = shown.text.slice(cut);
+  const label = document.createElement("span");
+  label.className = "mt";
+  label.dataset.label = compact ? "MT" : "machine translation";
+  label.title = `Machine translation (${shown.mt})`;
+  last.append(label);
+  text.append(shown.text.slice(0, cut), last);
+}
+
+// The big roll-up caption area: recent finals, then the partial in progress.
+export class LiveView {
+  constructor(container, { maxLines, compact }) {
+    this.container = container;
+    this.maxLines = maxLines;
+    this.compact = compact;
+    this.lang = "en";
+    this.partial = null; // the element showing the partial, if any
+    this.captions = new WeakMap();
+  }
+
+  line(c, kind) {
+    const el = document.createElement("p");
+    el.className = `line ${kind}`;
+    return el;
+  }
+
+  show(el, c) {
+    this.captions.set(el, c);
+    el.dataset.id = c.id;
+    fill(el, c, this.lang, this.compact);
+  }
+
+  showPartial(c) {
+    if (this.partial === null) {
+      this.partial = this.line(c, "partial");
+      this.container.append(this.partial);
+    }
+    this.show(this.partial, c);
+    this.trim();
+  }
+
+  showFinal(c) {
+    let el;
+    if (this.partial !== null && this.partial.dataset.id === c.id) {
+      el = this.partial; // becomes final in place, so nothing jumps
+      this.partial = null;
+      el.className = "line final";
+    } else {
+      el = this.line(c, "final");
+      this.container.insertBefore(el, this.partial);
+    }
+    this.show(el, c);
+    this.trim();
+  }
+
+  clearPartial() {
+    if (this.partial !== null) this.partial.remove();
+    this.partial = null;
+  }
+
+  trim() {
+    while (this.container.children.length > this.maxLines) {
+      this.container.firstElementChild.remove();
+    }
+  }
+
+  setLang(lang) {
+    this.lang = lang;
+    for (const el of this.container.children) fill(el, this.captions.get(el), lang, this.compact);
+  }
+}
+
+// The scrollable transcript of every final shown so far; follows the end unless
+// the reader scrolled up.
+export class TranscriptView {
+  constructor(list, jump) {
+    this.list = list;
+    this.jump = jump;
+    this.lang = "en";
+    this.captions = new WeakMap();
+    list.addEventListener("scroll", () => {
+      if (this.atEnd()) this.jump.hidden = true;
+    });
+    jump.addEventListener("click", () => this.scrollToEnd());
+  }
+
+  atEnd() {
+    const { scrollTop, scrollHeight, clientHeight } = this.list;
+    return scrollHeight - scrollTop - clientHeight < 40;
+  }
+
+  scrollToEnd() {
+    this.list.scrollTop = this.list.scrollHeight;
+    this.jump.hidden = true;
+  }
+
+  render(li) {
+    const c = this.captions.get(li);
+    const time = document.createElement("time");
+    time.textContent = timeOfDay.format(new Date(c.wall * 1000));
+    const body = document.createElement("span");
+    fill(body, c, this.lang, false);
+    li.lang = body.lang;
+    body.removeAttribute("lang");
+    li.replaceChildren(time, " ", body);
+  }
+
+  add(c) {
+    const follow = this.atEnd();
+    if (c.gap) {
+      const note = document.createElement("li");
+      note.className = "gap";
+      note.textContent = "… some captions were missed here …";
+      this.list.append(note);
+    }
+    const li = document.createElement("li");
+    li.dataset.seq = String(c.seq);
+    this.captions.set(li, c);
+    this.render(li);
+    this.list.append(li);
+    if (follow) this.scrollToEnd();
+    else this.jump.hidden = false;
+  }
+
+  note(text) {
+    const li = document.createElement("li");
+    li.className = "gap";
+    li.textContent = text;
+    this.list.append(li);
+  }
+
+  setLang(lang) {
+    this.lang = lang;
+    for (const li of this.list.children) {
+      if (this.captions.has(li)) this.render(li);
+    }
+  }
+}
+
+// Holds messages back by the viewer's delay, releasing them in arrival order.
+// A replayed caption that is already `age` seconds old waits only what remains.
+export class DelayLine {
+  constructor(release) {
+    this.release = release;
+    this.items = [];
+    this.delayMs = 0;
+    this.timer = null;
+  }
+
+  push(msg, ageS = 0) {
+    this.items.push({ due: performance.now() - ageS * 1000, msg });
+    this.pump();
+  }
+
+  setDelay(seconds) {
+    this.delayMs = seconds * 1000;
+    this.pump();
+  }
+
+  pump() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    const now = performance.now();
+    while (this.items.length > 0 && this.items[0].due + this.delayMs <= now) {
+      this.release(this.items.shift().msg);
+    }
+    if (this.items.length > 0) {
+      this.timer = setTimeout(() => this.pump(), this.items[0].due + this.delayMs - now);
+    }
+  }
+}
