@@ -192,7 +192,7 @@ class RecordingViewer:
     def __init__(self) -> None:
         self.frames: list[Frame] = []
 
-    def send(self, frame: Frame) -> bool:
+    def send(self, frame: Frame, replay: bool = False) -> bool:
         self.frames.append(frame)
         return True
 
@@ -224,7 +224,7 @@ class CommittedCheckingViewer(RecordingViewer):
         super().__init__()
         self.reader = TranscriptStore(path, readonly=True)
 
-    def send(self, frame: Frame) -> bool:
+    def send(self, frame: Frame, replay: bool = False) -> bool:
         if frame.final:
             assert frame.seq is not None
             assert [final.frame_json.encode() for final in self.reader.finals_since(frame.seq - 1)] == [frame.text]
