@@ -3,7 +3,7 @@
 The caption server and a publisher (a partial every second, a final every three)
 run in the measuring process; the viewers are `websockets` Sans-I/O clients, one
 asyncio loop in a separate process, some of which stop reading ("stalled").
-Each caption's `wall` is its publish time. Two delays are reported per message:
+Each caption's `sent` is its publish time. Two delays are reported per message:
 `arrival` (kernel receive timestamp on the viewer's socket, what the relay
 controls) and the plain `p50/p99` (when the viewer process handled it, which adds
 this one process's backlog of thousands of sockets). Each point runs in a fresh
@@ -49,7 +49,7 @@ SENTENCES = (
     "The first item is the approval of last year's minutes, which you received by email.",
     "We will now hear the treasurer's report on the accounts for the financial year.",
 )
-_WALL_KEY = b'"wall":'
+_SENT_KEY = b'"sent":'
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux: kernel receive time of each read
 _CMSG_SPACE = socket.CMSG_SPACE(16)
 
@@ -122,9 +122,9 @@ class _BenchViewer:
             if self.stalled:
                 asyncio.get_running_loop().remove_reader(self.sock.fileno())
             return
-        at = data.rfind(_WALL_KEY)  # captions end with "wall":<float>}; parsing all JSON would slow the clients
+        at = data.rfind(_SENT_KEY)  # captions end with "sent":<float>}; parsing all JSON would slow the clients
         if at >= 0:
-            wall = float(data[at + len(_WALL_KEY) : -1])
+            wall = float(data[at + len(_SENT_KEY) : -1])
             self.samples.append((wall, arrived - wall, now - wall))
 
     def _flush(self) -> None:

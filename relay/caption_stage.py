@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 
 from relay.linebreak import split_captions
 from relay.messages import Caption
@@ -48,13 +49,13 @@ class CaptionStage:
         self,
         translator: CaptionTranslator | None,
         sink: CaptionSink,
-        clock_origin: float,
+        clock: Callable[[], float],
         observer: PipelineObserver | None = None,
     ) -> None:
         self._translator = translator
         self._observer = observer
         self._sink = sink
-        self._clock_origin = clock_origin
+        self._clock = clock  # seconds since the source started delivering
         self._queue: asyncio.Queue[Caption | None] = asyncio.Queue(_QUEUE_CAPTIONS)
         self._closing = False
 
@@ -92,6 +93,6 @@ class CaptionStage:
             caption,
             translations=dict(result.translations),
             mt=dict(result.mt),
-            wall=round(time.monotonic() - self._clock_origin, 3),
+            wall=round(self._clock(), 3),
             mt_ms=round(1000 * seconds, 1),
         )

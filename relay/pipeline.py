@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -114,6 +115,9 @@ class Pipeline:
         """time.monotonic() when the current connection started delivering."""
         return self._source.opened_at
 
+    def _since_opened(self) -> float:
+        return time.monotonic() - self._source.opened_at
+
     def adopt(self, container) -> None:
         """Use a container opened (and checked) elsewhere, e.g. by a source switch."""
         self._container = container
@@ -131,8 +135,8 @@ class Pipeline:
         """Transcribe (and interpret) until the source ends; every stage stops if one fails."""
         if self._container is None:
             await self.open()
-        stage = CaptionStage(translator, self._sink, self._source.opened_at, self._observer)
-        transcriber = Transcriber(engine, stage.offer, self._source.opened_at, self._observer)
+        stage = CaptionStage(translator, self._sink, self._since_opened, self._observer)
+        transcriber = Transcriber(engine, stage.offer, self._since_opened, self._observer)
         start = self.continuation
         cutter = SpeechCutter(self.settings.segmenter, start.id_prefix, start.start_s, start.first_number)
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +75,7 @@ def caption_message(caption: Caption, seq: int) -> dict[str, Any]:
         "start": caption.start,
         "end": caption.end,
         "wall": caption.wall,
+        "sent": round(time.time(), 4),  # publication time (Unix): lets a viewer measure delivery delay
     }
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -42,13 +41,13 @@ class Transcriber:
         self,
         engine: WhisperEngine,
         sink: CaptionSink,
-        clock_origin: float,
+        clock: Callable[[], float],
         observer: PipelineObserver | None = None,
     ) -> None:
         self._engine = engine
         self._observer = observer
         self._sink = sink
-        self._clock_origin = clock_origin
+        self._clock = clock  # seconds since the source started delivering
         self._finals: deque[Utterance] = deque()
         self._latest: Utterance | None = None
         self._wake = asyncio.Event()
@@ -139,5 +138,5 @@ class Transcriber:
             text=decoded.text,
             start=round(utt.speech_start_s, 3),
             end=round(utt.speech_end_s, 3),
-            wall=round(time.monotonic() - self._clock_origin, 3),
+            wall=round(self._clock(), 3),
         )

@@ -41,7 +41,7 @@ async def run_stage(translator, captions):
     async def sink(caption: Caption) -> None:
         out.append(caption)
 
-    stage = CaptionStage(translator, sink, clock_origin=0.0)
+    stage = CaptionStage(translator, sink, clock=lambda: 0.0)
     task = asyncio.create_task(stage.run())
     for caption in captions:
         await stage.offer(caption)

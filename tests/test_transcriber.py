@@ -37,7 +37,7 @@ async def run(engine, feed):
     async def sink(caption: Caption) -> None:
         captions.append(caption)
 
-    transcriber = Transcriber(engine, sink, clock_origin=0.0)
+    transcriber = Transcriber(engine, sink, clock=lambda: 0.0)
     task = asyncio.create_task(transcriber.run())
     await feed(transcriber)
     transcriber.close()
