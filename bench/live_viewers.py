@@ -35,9 +35,9 @@ from relay.store import TranscriptStore, transcript_path
 RELAY = Path(sys.executable).with_name("relay")
 
 
-def _start_relay(data: Path) -> tuple[subprocess.Popen, str]:
+def _start_relay(data: Path, source: Path = MEETING) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
-        [str(RELAY), "serve", str(MEETING), "--realtime", "--port", "0", "--data", str(data)],
+        [str(RELAY), "serve", str(source), "--realtime", "--port", "0", "--data", str(data)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     line = proc.stdout.readline()
