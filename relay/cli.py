@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import resource
 import signal
 import sys
 import time
@@ -168,7 +169,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return asyncio.run(_serve(args))
 
 
+def raise_open_files_limit() -> None:
+    """Each viewer holds a socket: lift the soft limit (often 1,024) to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 async def _serve(args: argparse.Namespace) -> int:
+    raise_open_files_limit()
     rundir = RunDirectory(args.data)
     rundir.claim()
     service: RelayService | None = None
