@@ -5,24 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
-import resource
-import signal
 import sys
-import time
 from pathlib import Path
 
+from relay import daemon, runner
 from relay.modelstore import ModelError, load_catalogue, models_dir, resolve_model
-from relay import daemon
-from relay.control import add_control_routes
 from relay.output import JsonlWriter, TextWriter
 from relay.rundir import AlreadyRunning, RunDirectory
-from relay.server import create_app, serve
-from relay.service import RelayService
-from relay.store import transcript_path
-from relay.pipeline import Pipeline, PipelineSettings
-from relay.source import SourceError, SourceSettings
-from relay.translation import CaptionTranslator
+from relay.source import SourceError
 from relay.translation.commands import (
     TranslationInstallError,
     install_translation_file,
@@ -31,7 +21,6 @@ from relay.translation.commands import (
     run_translate,
 )
 from relay.watch import watch
-from relay.whisper_engine import DecodeSettings, WhisperEngine
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -126,99 +115,13 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--viewer-token-file", type=Path, default=None, help="make the event private: viewers need this key")
 
 
-def pipeline_settings(args: argparse.Namespace) -> PipelineSettings:
-    return PipelineSettings(
-        source=SourceSettings(url=args.source, realtime=args.realtime, stall_timeout_s=args.stall_timeout)
-    )
-
-
-def load_engine(args: argparse.Namespace) -> WhisperEngine:
-    """Resolve and load the Whisper model, then warm it up."""
-    language = None if args.language == "auto" else args.language
-    engine = WhisperEngine(
-        resolve_model(args.model), DecodeSettings(language=language, final_beam_size=args.beam_size)
-    )
-    if language and not engine.multilingual and language != "en":
-        raise ModelError(f"model {args.model!r} is English-only; it cannot transcribe {language!r}")
-    engine.warm_up()
-    return engine
-
-
 def cmd_transcribe(args: argparse.Namespace) -> int:
     sink = JsonlWriter(sys.stdout) if args.jsonl else TextWriter(sys.stdout, sys.stdout.isatty())
-    return asyncio.run(_transcribe(args, sink))
-
-
-async def _transcribe(args: argparse.Namespace, sink) -> int:
-    pipeline = Pipeline(pipeline_settings(args), sink, _log_source_event)
-    await pipeline.open()  # a bad source fails before the models are loaded
-    engine, translator = await asyncio.gather(
-        asyncio.to_thread(load_engine, args), asyncio.to_thread(load_translator, args)
-    )
-    try:
-        install_stop_signals(pipeline.stop)
-        await pipeline.run(engine, translator)
-    finally:
-        engine.close()
-        if translator is not None:
-            translator.close()
-    return EXIT_OK
+    return asyncio.run(runner.transcribe(args, sink))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    return asyncio.run(_serve(args))
-
-
-def raise_open_files_limit() -> None:
-    """Each viewer holds a socket: lift the soft limit (often 1,024) to the hard one."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-async def _serve(args: argparse.Namespace) -> int:
-    raise_open_files_limit()
-    rundir = RunDirectory(args.data)
-    rundir.claim()
-    service: RelayService | None = None
-    try:
-        if args.new_event:
-            archive_transcript(rundir.path)
-        operator_token = rundir.operator_token(token_file=args.operator_token_file)
-        viewer_token = args.viewer_token_file.read_text().strip() if args.viewer_token_file else ""
-        service = RelayService(pipeline_settings(args), data_dir=rundir.path)
-        await service.open()  # a bad source fails before the models are loaded
-        engine, translator = await asyncio.gather(
-            asyncio.to_thread(load_engine, args), asyncio.to_thread(load_translator, args)
-        )
-        try:
-            app = create_app(service.hub)
-            add_control_routes(app, service, operator_token, viewer_token)
-            async with serve(app, args.host, args.port) as url:
-                await _run_service(service, engine, translator, rundir, url, args)
-        finally:
-            engine.close()
-            if translator is not None:
-                translator.close()
-    finally:
-        if service is not None:
-            service.close()
-        rundir.release()
-    return EXIT_OK
-
-
-async def _run_service(service: RelayService, engine, translator, rundir: RunDirectory, url: str, args) -> None:
-    token_file = str(args.operator_token_file.resolve()) if args.operator_token_file else None
-    rundir.update_state(pid=os.getpid(), url=url, ready=True, started_at=service.started_at, token_file=token_file)
-    print(f"relay: viewers open {url}/", flush=True)
-    install_stop_signals(service.request_stop)
-    await service.run(engine, translator)
-    if service.stopping:
-        service.end("the operator stopped the relay")
-        return
-    _LOGGER.info("Source ended; still serving the transcript at %s (stop to end)", url)
-    service.end("the livestream ended")
-    await service.stopped.wait()
+    return asyncio.run(runner.serve_relay(args))
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -266,50 +169,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     return daemon.export_transcript(RunDirectory(args.data), args.format, args.lang, sys.stdout)
 
 
-def archive_transcript(data_dir: Path) -> None:
-    """Move the previous event's transcript aside (kept, renamed with the time)."""
-    path = transcript_path(data_dir)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for suffix in ("", "-wal", "-shm"):
-        old = path.with_name(path.name + suffix)
-        if old.exists():
-            old.rename(old.with_name(f"transcript-{stamp}.sqlite3{suffix}"))
-
-
 def cmd_watch(args: argparse.Namespace) -> int:
     return asyncio.run(watch(args.url, args.lang, sys.stdout))
-
-
-def load_translator(args: argparse.Namespace) -> CaptionTranslator | None:
-    """Discover the installed translation routes and start their engines."""
-    if args.no_translate:
-        return None
-    translator = CaptionTranslator()
-    translator.warm_up()
-    for line in installed_directions():
-        _LOGGER.info("Translation %s: %s (%s)", line.direction, line.engine, line.route)
-    return translator
-
-
-async def _log_source_event(event) -> None:
-    _LOGGER.info("Source %s: %s", event.state.value, event.detail)
-
-
-def install_stop_signals(stop) -> None:
-    """First Ctrl-C / SIGTERM stops gracefully (pending speech is committed); a second forces."""
-    loop = asyncio.get_running_loop()
-    calls = {"n": 0}
-
-    def on_signal() -> None:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            _LOGGER.info("Stopping: committing pending captions (again to force)")
-            stop()
-        else:
-            raise SystemExit(130)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
 
 
 def cmd_translate(args: argparse.Namespace) -> int:

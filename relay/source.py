@@ -38,7 +38,7 @@ class SourceSettings:
     open_timeout_s: float = 10.0
     stall_timeout_s: float = 10.0  # no data for this long: the stream is considered dropped
     reconnect: bool | None = None  # None: reconnect network sources, not files
-    max_backoff_s: float = 10.0
+    max_backoff_s: float = 2.0  # retrying a dead server is cheap; a long wait delays captions
 
     @property
     def is_network(self) -> bool:

@@ -1,0 +1,155 @@
+"""Running the relay in this process: `transcribe` and `serve`, from parsed arguments."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import resource
+import signal
+import time
+from pathlib import Path
+
+from relay.control import add_control_routes
+from relay.modelstore import ModelError, resolve_model
+from relay.pipeline import Pipeline, PipelineSettings
+from relay.rundir import RunDirectory
+from relay.server import create_app, serve
+from relay.service import RelayService
+from relay.source import SourceSettings
+from relay.store import transcript_path
+from relay.translation import CaptionTranslator
+from relay.translation.commands import installed_directions
+from relay.whisper_engine import DecodeSettings, WhisperEngine
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def pipeline_settings(args: argparse.Namespace) -> PipelineSettings:
+    return PipelineSettings(
+        source=SourceSettings(url=args.source, realtime=args.realtime, stall_timeout_s=args.stall_timeout)
+    )
+
+
+def load_engine(args: argparse.Namespace) -> WhisperEngine:
+    """Resolve and load the Whisper model, then warm it up."""
+    language = None if args.language == "auto" else args.language
+    engine = WhisperEngine(
+        resolve_model(args.model), DecodeSettings(language=language, final_beam_size=args.beam_size)
+    )
+    if language and not engine.multilingual and language != "en":
+        raise ModelError(f"model {args.model!r} is English-only; it cannot transcribe {language!r}")
+    engine.warm_up()
+    return engine
+
+
+async def transcribe(args: argparse.Namespace, sink) -> int:
+    pipeline = Pipeline(pipeline_settings(args), sink, _log_source_event)
+    await pipeline.open()  # a bad source fails before the models are loaded
+    engine, translator = await asyncio.gather(
+        asyncio.to_thread(load_engine, args), asyncio.to_thread(load_translator, args)
+    )
+    try:
+        install_stop_signals(pipeline.stop)
+        await pipeline.run(engine, translator)
+    finally:
+        engine.close()
+        if translator is not None:
+            translator.close()
+    return 0
+
+
+def raise_open_files_limit(wanted: int = 65536) -> None:
+    """Each viewer holds a socket: lift the soft limit (often 1,024) as far as allowed."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(hard, max(soft, wanted))
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+async def serve_relay(args: argparse.Namespace) -> int:
+    raise_open_files_limit()
+    rundir = RunDirectory(args.data)
+    rundir.claim()
+    service: RelayService | None = None
+    try:
+        if args.new_event:
+            archive_transcript(rundir.path)
+        operator_token = rundir.operator_token(token_file=args.operator_token_file)
+        viewer_token = args.viewer_token_file.read_text().strip() if args.viewer_token_file else ""
+        service = RelayService(pipeline_settings(args), data_dir=rundir.path)
+        await service.open()  # a bad source fails before the models are loaded
+        engine, translator = await asyncio.gather(
+            asyncio.to_thread(load_engine, args), asyncio.to_thread(load_translator, args)
+        )
+        try:
+            app = create_app(service.hub)
+            add_control_routes(app, service, operator_token, viewer_token)
+            async with serve(app, args.host, args.port) as url:
+                await _run_service(service, engine, translator, rundir, url, args)
+        finally:
+            engine.close()
+            if translator is not None:
+                translator.close()
+    finally:
+        if service is not None:
+            service.close()
+        rundir.release()
+    return 0
+
+
+async def _run_service(service: RelayService, engine, translator, rundir: RunDirectory, url: str, args) -> None:
+    token_file = str(args.operator_token_file.resolve()) if args.operator_token_file else None
+    rundir.update_state(pid=os.getpid(), url=url, ready=True, started_at=service.started_at, token_file=token_file)
+    print(f"relay: viewers open {url}/", flush=True)
+    install_stop_signals(service.request_stop)
+    await service.run(engine, translator)
+    if service.stopping:
+        service.end("the operator stopped the relay")
+        return
+    _LOGGER.info("Source ended; still serving the transcript at %s (stop to end)", url)
+    service.end("the livestream ended")
+    await service.stopped.wait()
+
+
+def archive_transcript(data_dir: Path) -> None:
+    """Move the previous event's transcript aside (kept, renamed with the time)."""
+    path = transcript_path(data_dir)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for suffix in ("", "-wal", "-shm"):
+        old = path.with_name(path.name + suffix)
+        if old.exists():
+            old.rename(old.with_name(f"transcript-{stamp}.sqlite3{suffix}"))
+
+
+def load_translator(args: argparse.Namespace) -> CaptionTranslator | None:
+    """Discover the installed translation routes and start their engines."""
+    if args.no_translate:
+        return None
+    translator = CaptionTranslator()
+    translator.warm_up()
+    for line in installed_directions():
+        _LOGGER.info("Translation %s: %s (%s)", line.direction, line.engine, line.route)
+    return translator
+
+
+async def _log_source_event(event) -> None:
+    _LOGGER.info("Source %s: %s", event.state.value, event.detail)
+
+
+def install_stop_signals(stop) -> None:
+    """First Ctrl-C / SIGTERM stops gracefully (pending speech is committed); a second forces."""
+    loop = asyncio.get_running_loop()
+    calls = {"n": 0}
+
+    def on_signal() -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            _LOGGER.info("Stopping: committing pending captions (again to force)")
+            stop()
+        else:
+            raise SystemExit(130)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
