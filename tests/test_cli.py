@@ -79,3 +79,32 @@ def test_realtime_captions_never_precede_their_audio(clips):
     captions = [json.loads(line) for line in proc.stdout.decode().splitlines()]
     assert any(c["type"] == "partial" for c in captions)
     assert captions and all(c["wall"] >= c["end"] for c in captions)
+
+
+def test_corrupt_packets_mid_stream_are_skipped(tmp_path, speech_dir):
+    """A damaged stretch of an ADTS/AAC stream costs a few words, not the rest of the event."""
+    import av
+    import numpy as np
+
+    from tests.conftest import load_audio
+
+    audio = np.concatenate([load_audio(speech_dir / "clips" / "en-jfk.flac"), load_audio(speech_dir / "clips" / "es-ast-conf-kicked.flac")])
+    path = tmp_path / "damaged.aac"
+    with av.open(str(path), "w", format="adts") as out:
+        stream = out.add_stream("aac", rate=16000, layout="mono")
+        for start in range(0, len(audio), 1024):
+            frame = av.AudioFrame.from_ndarray(audio[None, start : start + 1024], format="flt", layout="mono")
+            frame.sample_rate = 16000
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 3000] = np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    proc = relay("transcribe", str(path), "--jsonl")
+    assert proc.returncode == 0, proc.stderr.decode()
+    finals = [json.loads(line) for line in proc.stdout.decode().splitlines() if '"final"' in line]
+    assert any(c["lang"] == "en" and "country" in c["text"].lower() for c in finals)
+    assert any(c["lang"] == "es" and "conferencia" in c["text"].lower() for c in finals)
