@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import resource
 import signal
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from relay.control import add_control_routes
@@ -44,19 +46,26 @@ def load_engine(args: argparse.Namespace) -> WhisperEngine:
     return engine
 
 
-async def transcribe(args: argparse.Namespace, sink) -> int:
-    pipeline = Pipeline(pipeline_settings(args), sink, _log_source_event)
-    await pipeline.open()  # a bad source fails before the models are loaded
+@contextlib.asynccontextmanager
+async def loaded_models(args: argparse.Namespace) -> AsyncIterator[tuple[WhisperEngine, CaptionTranslator | None]]:
+    """Load Whisper and start the translation engines side by side; close both after."""
     engine, translator = await asyncio.gather(
         asyncio.to_thread(load_engine, args), asyncio.to_thread(load_translator, args)
     )
     try:
-        install_stop_signals(pipeline.stop)
-        await pipeline.run(engine, translator)
+        yield engine, translator
     finally:
         engine.close()
         if translator is not None:
             translator.close()
+
+
+async def transcribe(args: argparse.Namespace, sink) -> int:
+    pipeline = Pipeline(pipeline_settings(args), sink, _log_source_event)
+    await pipeline.open()  # a bad source fails before the models are loaded
+    async with loaded_models(args) as (engine, translator):
+        install_stop_signals(pipeline.stop)
+        await pipeline.run(engine, translator)
     return 0
 
 
@@ -80,18 +89,11 @@ async def serve_relay(args: argparse.Namespace) -> int:
         viewer_token = args.viewer_token_file.read_text().strip() if args.viewer_token_file else ""
         service = RelayService(pipeline_settings(args), data_dir=rundir.path)
         await service.open()  # a bad source fails before the models are loaded
-        engine, translator = await asyncio.gather(
-            asyncio.to_thread(load_engine, args), asyncio.to_thread(load_translator, args)
-        )
-        try:
+        async with loaded_models(args) as (engine, translator):
             app = create_app(service.hub)
             add_control_routes(app, service, operator_token, viewer_token)
             async with serve(app, args.host, args.port) as url:
                 await _run_service(service, engine, translator, rundir, url, args)
-        finally:
-            engine.close()
-            if translator is not None:
-                translator.close()
     finally:
         if service is not None:
             service.close()
