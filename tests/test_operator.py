@@ -252,3 +252,11 @@ def test_exports_parse_with_strict_libraries(event):
     french = " ".join(s.content for s in subtitles).lower()
     assert "conférence" in french or "conference" in french
     assert len(event["txt"].stdout.splitlines()) == len(finals)
+
+
+def test_start_on_a_bad_source_fails_with_the_reason(tmp_path, unused_tcp_port):
+    url = f"http://127.0.0.1:{unused_tcp_port}/live.m3u8"
+    result = relay("start", url, "--data", str(tmp_path), "--port", "0")
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"relay: cannot read source {url!r}: Connection refused"
+    assert relay("status", "--data", str(tmp_path)).returncode == 3
