@@ -57,6 +57,8 @@ function renderStatus() {
 function show(msg) {
   if (msg.type === "partial") {
     live.showPartial(msg);
+  } else if (msg.type === "final" && !msg.text) {
+    live.clearPartial(); // an empty final withdraws a partial that turned out to be noise
   } else if (msg.type === "final") {
     live.showFinal(msg);
     transcript.add(msg);
@@ -77,10 +79,11 @@ function receive(msg) {
       status.ended = Boolean(msg.ended);
       break;
     case "final": {
-      finals.push(msg);
+      if (msg.text) finals.push(msg);
       // A final replayed from the backlog is older: it waits only the rest of the delay.
       const replayed = hello !== null && msg.seq <= hello.seq;
-      delayLine.push(msg, replayed ? Math.max(0, hello.now - msg.wall) : 0);
+      const age = replayed && msg.sent ? Math.max(0, hello.now - msg.sent) : 0;
+      delayLine.push(msg, age);
       break;
     }
     case "partial":

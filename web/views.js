@@ -120,7 +120,7 @@ export class TranscriptView {
   render(li) {
     const c = this.captions.get(li);
     const time = document.createElement("time");
-    time.textContent = timeOfDay.format(new Date(c.wall * 1000));
+    time.textContent = timeOfDay.format(new Date((c.sent ?? Date.now() / 1000) * 1000));
     const body = document.createElement("span");
     fill(body, c, this.lang, false);
     li.lang = body.lang;
