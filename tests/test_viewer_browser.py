@@ -301,3 +301,12 @@ async def test_screenshot_with_realistic_captions(browser: Browser, relay: Relay
     assert shot.stat().st_size > 10_000
     if os.environ.get("RELAY_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(shot, DOCS / "viewer.png")
+
+
+async def test_an_empty_final_withdraws_its_partial(context: BrowserContext, relay: Relay) -> None:
+    page = await open_viewer(context, relay.url + "/?lang=en")
+    relay.hub.publish(caption(7, "partial", en="Thank you"))
+    await expect(page.locator("#live-lines .line.partial")).to_have_text("Thank you")
+    relay.hub.publish(caption(7, en=""))
+    await expect(page.locator("#live-lines .line")).to_have_count(0)
+    await expect(page.locator("#transcript-list li")).to_have_count(0)
