@@ -83,6 +83,8 @@ class RunDirectory:
 
 
 def _is_relay(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
