@@ -30,7 +30,16 @@ from bench.scoring import (
 
 RELAY = Path(sys.executable).with_name("relay")
 MEETING = SPEECH_DIR / "meeting.flac"
-MEETING_SECONDS = 176.576
+
+
+def _duration_s(path: Path) -> float:
+    """Exact length of the recording: loop offsets are multiples of it."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        return float(stream.duration * stream.time_base)
+
+
+MEETING_SECONDS = _duration_s(MEETING)  # 176.60275 s (a rounded 176.576 skewed looped runs)
 
 
 def looped_meeting(loops: int, directory: Path) -> Path:
