@@ -11,6 +11,7 @@ from pathlib import Path
 from relay import daemon, runner
 from relay.modelstore import ModelError, load_catalogue, models_dir, resolve_model
 from relay.output import JsonlWriter, TextWriter
+from relay.redact import redact_url
 from relay.rundir import AlreadyRunning, RunDirectory
 from relay.source import SourceError
 from relay.translation.commands import (
@@ -211,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except SourceError as exc:
-        print(f"relay: cannot read source {args.source!r}: {exc}", file=sys.stderr)
+        shown = redact_url(args.source)  # the reason too: FFmpeg's messages may quote the address
+        print(f"relay: cannot read source {shown!r}: {str(exc).replace(args.source, shown)}", file=sys.stderr)
         return EXIT_SOURCE
     except (ModelError, TranslationInstallError) as exc:
         print(f"relay: {exc}", file=sys.stderr)

@@ -8,6 +8,7 @@ import logging
 from typing import Any, Protocol
 
 from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
 
 from relay.metrics import Metrics
 from relay.source import SourceError
@@ -89,8 +90,8 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    text = request.app[CONTROLLED_KEY].metrics.render()
-    return web.Response(text=text, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+    """prometheus_client's own handler: text or OpenMetrics as the scraper asks, gzip if accepted."""
+    return await make_aiohttp_handler(request.app[CONTROLLED_KEY].metrics.registry)(request)
 
 
 async def _status(request: web.Request) -> web.Response:

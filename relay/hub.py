@@ -85,9 +85,14 @@ class CaptionHub:
         last_seq: int = 0,
         session: str | None = None,
         max_pending: int = 1000,
+        label: str | None = None,
     ) -> None:
-        """With a durable `store`, pass its `last_seq` and `session`: a restarted relay numbers on, viewers resume."""
+        """With a durable `store`, pass its `last_seq` and `session`: a restarted relay numbers on, viewers resume.
+
+        `label` names the source to viewers (default: the channel's name); never put an address in it.
+        """
         self.channel = channel
+        self.label = label or channel
         self.languages = tuple(languages)
         self.session = session or secrets.token_hex(8)
         self._backlog: FinalsBacklog = store if store is not None else MemoryBacklog(backlog)
@@ -97,7 +102,6 @@ class CaptionHub:
         # Viewers whose backlog replay is under way: live frames wait here.
         self._replaying: dict[Viewer, list[Frame]] = {}
         self._source_state = SourceState.CONNECTING.value
-        self._source_detail = ""
         self._ended: str | None = None
         self.dropped = 0  # viewers dropped as too slow since start, for /metrics
 
@@ -118,17 +122,21 @@ class CaptionHub:
         seq = self._seq + 1
         frame = encode_caption(caption, seq)
         if frame.final:
-            self._seq = seq
+            # Kept before it is numbered as sent: if the backlog refuses it, no seq is spent.
+            # (SqliteBacklog does not raise for a failing database: it keeps the final in memory.)
             self._backlog.append(frame)
+            self._seq = seq
         self.deliver(frame)
         return seq
 
-    def source_state(self, state: SourceState | str, detail: str = "") -> None:
-        """Tell viewers what the livestream source is doing (e.g. reconnecting)."""
+    def source_state(self, state: SourceState | str) -> None:
+        """Tell viewers what the livestream source is doing (e.g. reconnecting), under the hub's neutral label.
+
+        Viewers are anonymous: they never get the source's address or any detail about it.
+        """
         self._source_state = SourceState(state).value
-        self._source_detail = detail
-        _LOGGER.info("Source %s %s", self._source_state, detail)
-        self.deliver(encode_status(self.channel, self._source_state, detail))
+        _LOGGER.debug("Viewers told: source %s", self._source_state)
+        self.deliver(encode_status(self.channel, self._source_state, self.label))
 
     def end_session(self, reason: str = "") -> None:
         """Tell viewers the session is over; they stop reconnecting."""
@@ -162,7 +170,7 @@ class CaptionHub:
             since=start if resumed else None,
             resumed=resumed,
             source_state=self._source_state,
-            source_detail=self._source_detail,
+            source_label=self.label,
             ended=self._ended,
             now=time.time(),
         )

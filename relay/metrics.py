@@ -1,74 +1,75 @@
-"""Counters and histograms for /metrics, rendered in the Prometheus text format."""
+"""The relay's Prometheus metrics, on a registry of its own (prometheus_client renders /metrics)."""
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 DELAY_BUCKETS_S = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 DECODE_BUCKETS_S = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0)
 TRANSLATE_BUCKETS_S = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
 
 
-class Histogram:
-    """Cumulative buckets, a sum and a count: constant memory for a whole event."""
+class _CountersReadAtScrape(Collector):
+    """Counters kept by live objects (e.g. the hub's dropped viewers), read when scraped."""
 
-    def __init__(self, name: str, help_text: str, buckets: Sequence[float]) -> None:
-        self.name = name
-        self.help_text = help_text
-        self.buckets = tuple(buckets)
-        self._counts = [0] * (len(self.buckets) + 1)
-        self.total = 0.0
-        self.count = 0
+    def __init__(self) -> None:
+        self._counters: list[tuple[str, str, Callable[[], float]]] = []
 
-    def observe(self, value: float) -> None:
-        self._counts[bisect.bisect_left(self.buckets, value)] += 1
-        self.total += value
-        self.count += 1
+    def add(self, name: str, help_text: str, read: Callable[[], float]) -> None:
+        self._counters.append((name, help_text, read))
 
-    def render(self) -> list[str]:
-        lines = [f"# HELP {self.name} {self.help_text}", f"# TYPE {self.name} histogram"]
-        running = 0
-        for bound, count in zip(self.buckets, self._counts):
-            running += count
-            lines.append(f'{self.name}_bucket{{le="{bound}"}} {running}')
-        lines.append(f'{self.name}_bucket{{le="+Inf"}} {self.count}')
-        lines.append(f"{self.name}_sum {self.total:.6f}")
-        lines.append(f"{self.name}_count {self.count}")
-        return lines
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        for name, help_text, read in self._counters:
+            yield CounterMetricFamily(name, help_text, value=read())
 
 
 class Metrics:
-    """The relay's metrics; gauges are read from live objects when rendered."""
+    """One relay's metrics. A registry per instance: several relays in one process never collide."""
 
     def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        for collector in (ProcessCollector, PlatformCollector, GCCollector):
+            collector(registry=self.registry)
         self.caption_delay = Histogram(
-            "relay_caption_delay_seconds", "Final caption published after the speaker stopped.", DELAY_BUCKETS_S
+            "relay_caption_delay_seconds", "Final caption published after the speaker stopped.",
+            buckets=DELAY_BUCKETS_S, registry=self.registry,
+        )  # fmt: skip
+        self.decode = Histogram(
+            "relay_decode_seconds", "Whisper decode time per utterance.", buckets=DECODE_BUCKETS_S, registry=self.registry
         )
-        self.decode = Histogram("relay_decode_seconds", "Whisper decode time per utterance.", DECODE_BUCKETS_S)
         self.translation = Histogram(
-            "relay_translation_seconds", "Translation time per final caption (all languages).", TRANSLATE_BUCKETS_S
+            "relay_translation_seconds", "Translation time per final caption (all languages).",
+            buckets=TRANSLATE_BUCKETS_S, registry=self.registry,
+        )  # fmt: skip
+        # Exposed as relay_..._total (the client adds the suffix).
+        self.captions_published = Counter("relay_captions_published", "Final captions published.", registry=self.registry)
+        self.source_reconnects = Counter(
+            "relay_source_reconnects", "Times the source dropped and was reopened.", registry=self.registry
         )
-        self.counters: dict[str, tuple[str, float]] = {
-            "relay_source_reconnects_total": ("Times the source dropped and was reopened.", 0),
-            "relay_captions_published_total": ("Final captions published.", 0),
-        }
-        self.gauges: dict[str, tuple[str, Callable[[], float]]] = {}
-
-    def inc(self, name: str, amount: float = 1) -> None:
-        help_text, value = self.counters[name]
-        self.counters[name] = (help_text, value + amount)
+        self._read_counters = _CountersReadAtScrape()
+        self.registry.register(self._read_counters)
 
     def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
         """Register a value read at scrape time (viewers, lag...)."""
-        self.gauges[name] = (help_text, read)
+        Gauge(name, help_text, registry=self.registry).set_function(read)
+
+    def counter(self, name: str, help_text: str, read: Callable[[], float]) -> None:
+        """Register a count kept elsewhere, read at scrape time; `name` without `_total`."""
+        self._read_counters.add(name, help_text, read)
 
     def render(self) -> str:
-        lines: list[str] = []
-        for name, (help_text, value) in self.counters.items():
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter", f"{name} {value:g}"]
-        for name, (help_text, read) in self.gauges.items():
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {read():g}"]
-        for histogram in (self.caption_delay, self.decode, self.translation):
-            lines += histogram.render()
-        return "\n".join(lines) + "\n"
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry).decode()

@@ -62,8 +62,8 @@ def encode(message: Mapping[str, Any], *, seq: int | None = None, final: bool = 
 
 
 def caption_message(caption: Caption, seq: int) -> dict[str, Any]:
-    """Return the wire form of a caption (`type` is "partial" or "final")."""
-    return {
+    """Return the wire form of a caption (`type` is "partial" or "final"; a final's `mt_ms` when known)."""
+    message: dict[str, Any] = {
         "type": caption.kind,
         "channel": caption.channel,
         "id": caption.id,
@@ -77,6 +77,9 @@ def caption_message(caption: Caption, seq: int) -> dict[str, Any]:
         "wall": caption.wall,
         "sent": round(time.time(), 4),  # publication time (Unix): lets a viewer measure delivery delay
     }
+    if caption.mt_ms is not None:
+        message["mt_ms"] = caption.mt_ms  # kept in the stored frame, so the transcript has it too
+    return message
 
 
 def encode_caption(caption: Caption, seq: int) -> Frame:
@@ -95,7 +98,7 @@ class Hello:
     since: int | None
     resumed: bool
     source_state: str
-    source_detail: str
+    source_label: str  # neutral (the channel's name), never the source's address
     ended: str | None
     now: float
 
@@ -111,16 +114,16 @@ class Hello:
                 "seq": self.seq,
                 "since": self.since,
                 "resumed": self.resumed,
-                "source": {"state": self.source_state, "detail": self.source_detail},
+                "source": {"state": self.source_state, "label": self.source_label},
                 "ended": self.ended,
                 "now": self.now,
             }
         )
 
 
-def encode_status(channel: str, state: str, detail: str) -> Frame:
-    """Encode a source status change (e.g. the livestream is reconnecting)."""
-    return encode({"type": "status", "channel": channel, "state": state, "detail": detail})
+def encode_status(channel: str, state: str, label: str) -> Frame:
+    """Encode a source status change (e.g. the livestream is reconnecting) with a neutral label."""
+    return encode({"type": "status", "channel": channel, "state": state, "label": label})
 
 
 def encode_end(channel: str, reason: str, seq: int) -> Frame:

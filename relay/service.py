@@ -13,6 +13,7 @@ from relay.hub import CaptionHub
 from relay.messages import Caption, SourceEvent, SourceState
 from relay.metrics import Metrics
 from relay.pipeline import Continuation, Pipeline, PipelineSettings
+from relay.redact import redact_url
 from relay.source import open_container
 from relay.store import SqliteBacklog, TranscriptStore, transcript_path
 from relay.translation import CaptionTranslator
@@ -41,6 +42,8 @@ class RelayService:
             store=self._backlog,
             last_seq=self._backlog.last_seq if durable else 0,
             session=self._backlog.session if durable else None,
+            channel=settings.channel,
+            label=settings.channel,  # what viewers see of the source: never its address
         )
         self.event_started_at = self._store.meta.started_at if self._store is not None else self.started_at
         resumed_at = self.hub.seq
@@ -117,13 +120,21 @@ class RelayService:
             "uptime_s": round(time.time() - self.started_at, 1),
             "event_started_at": self.event_started_at,
             "session": self.hub.session,
-            "source": dict(self._source),
+            "source": {**self._source, "url": redact_url(str(self._source["url"]))},
+            "store": self._store_status(),
             "viewers": self.hub.viewer_count,
             "captions_published": self.hub.seq,
             "caption_delay_s": round(self._last_delay_s, 2) if self._last_delay_s is not None else None,
             "language": last.lang if last else None,
             "realtime_lag_s": round(self._lag_s(), 2),
         }
+
+    def _store_status(self) -> dict[str, Any]:
+        """Is the transcript being written: `ok`, finals `pending` in memory, the database's `error`."""
+        backlog = self._backlog
+        if backlog is None:
+            return {"durable": False, "ok": True, "pending": 0, "error": None}
+        return {"durable": True, "ok": backlog.store_ok, "pending": backlog.store_pending, "error": backlog.store_error}
 
     def _new_pipeline(self, settings: PipelineSettings) -> Pipeline:
         return Pipeline(settings, self._publish, self._on_source_event, self._continuation, self)
@@ -133,15 +144,16 @@ class RelayService:
         if caption.is_final and caption.text:
             self._last_final = caption
             self._last_delay_s = self._delay_of(caption)
-            self.metrics.inc("relay_captions_published_total")
+            self.metrics.captions_published.inc()
             self.metrics.caption_delay.observe(self._last_delay_s)
 
     async def _on_source_event(self, event: SourceEvent) -> None:
-        _LOGGER.info("Source %s: %s", event.state.value, event.detail)
+        # event.detail is for the operator and may name the source: neither logged raw nor sent to viewers.
+        _LOGGER.info("Source %s: %s", event.state.value, redact_url(str(self._source["url"])))
         if event.state is SourceState.RECONNECTING:
-            self.metrics.inc("relay_source_reconnects_total")
+            self.metrics.source_reconnects.inc()
         self._source.update(state=event.state.value, since=time.time())
-        self.hub.source_state(event.state, event.detail)
+        self.hub.source_state(event.state)
 
     def _delay_of(self, caption: Caption) -> float:
         """Seconds from the end of the speech to the caption's publication, on this connection."""
@@ -167,7 +179,13 @@ class RelayService:
     def _register_gauges(self) -> None:
         m = self.metrics
         m.gauge("relay_viewers", "Viewers connected.", lambda: self.hub.viewer_count)
-        m.gauge("relay_viewers_dropped", "Viewers dropped as too slow, since start.", lambda: self.hub.dropped)
+        m.counter("relay_viewers_dropped", "Viewers dropped as too slow.", lambda: self.hub.dropped)
         m.gauge("relay_realtime_lag_seconds", "Wall time minus stream time processed.", self._lag_s)
         m.gauge("relay_uptime_seconds", "Seconds since this process started.", lambda: time.time() - self.started_at)
+        m.gauge("relay_store_ok", "1 while the transcript database takes every final, 0 while it fails.",
+                lambda: float(self._store_status()["ok"]))  # fmt: skip
+        m.gauge("relay_store_pending_finals", "Finals published but waiting in memory for the database.",
+                lambda: self._store_status()["pending"])  # fmt: skip
+        m.counter("relay_store_failures", "Times the transcript database started failing.",
+                  lambda: self._backlog.store_failures if self._backlog is not None else 0)  # fmt: skip
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .messages import Caption
+from .pending import PendingFinals
 from .protocol import Frame, websocket_text_frame
 
 _LOGGER = logging.getLogger(__name__)
@@ -242,7 +243,7 @@ def caption_from_message(message: Mapping[str, Any]) -> Caption:
     return Caption(
         kind=message["type"], id=message["id"], lang=message["lang"], text=message["text"],
         start=message["start"], end=message["end"], wall=message["wall"], channel=message["channel"],
-        translations=message.get("translations", {}), mt=message.get("mt", {}),
+        translations=message.get("translations", {}), mt=message.get("mt", {}), mt_ms=message.get("mt_ms"),
     )  # fmt: skip
 
 
@@ -253,35 +254,80 @@ class SqliteBacklog:
     is committed before `CaptionHub.publish` delivers it. Older reads run on a thread this
     backlog owns. A replay holds at most `max_replay` finals: a viewer resuming from
     further back gets the latest `max_replay`, as with MemoryBacklog's bound.
+
+    A failing database (disk full, locked, read-only) never stops the captions: the final
+    stays in memory, in order with those after it, and a thread of this backlog writes
+    them as soon as the database takes them again (at once when a new final arrives, or
+    every `retry_s`). Until then the memory tail keeps every unwritten final for replay.
     """
 
-    def __init__(self, store: TranscriptStore, recent: int = 500, max_replay: int = 2000) -> None:
+    def __init__(self, store: TranscriptStore, recent: int = 500, max_replay: int = 2000, retry_s: float = 2.0) -> None:
         self.store = store
+        self._recent = recent
         self._max_replay = max(recent, max_replay)
-        self._tail = collections.deque(store.frames_since(max(0, store.last_seq() - recent)), maxlen=recent)
+        # The last `recent` finals and every final not yet written; only the event loop touches it.
+        self._tail = collections.deque(store.frames_since(max(0, store.last_seq() - recent)))
+        self._last_appended = store.last_seq()
         self._reads = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="relay-transcript")
+        self._pending = PendingFinals(self._store_append, retry_s)
 
     @property
     def last_seq(self) -> int:
-        """Seq of the last stored final: where a restarted hub resumes numbering."""
-        return self.store.last_seq()
+        """Seq of the last final appended (written or still in memory): the hub numbers on from it."""
+        return self._last_appended
 
     @property
     def session(self) -> str:
         """The event's session id, kept across restarts so viewers resume."""
         return self.store.meta.session
 
+    @property
+    def store_ok(self) -> bool:
+        """False while finals wait in memory for a failing database."""
+        return self._pending.count == 0
+
+    @property
+    def store_pending(self) -> int:
+        """Finals published but not yet written to the database."""
+        return self._pending.count
+
+    @property
+    def store_failures(self) -> int:
+        """Times the database started failing, since start."""
+        return self._pending.failures
+
+    @property
+    def store_error(self) -> str | None:
+        """The database's last error while finals wait, else None."""
+        return self._pending.error
+
     def append(self, frame: Frame) -> None:
-        """Commit a final to the store, then keep it in the memory tail."""
+        """Commit a final to the store (or keep it for a retry if the store fails), and in the memory tail."""
         if frame.seq is None or not frame.final:
             raise ValueError("only finals with a seq go to the transcript")
-        self.store.append(frame.seq, caption_from_message(json.loads(frame.text)), frame.text.decode())
-        if not self._tail or frame.seq > (self._tail[-1].seq or 0):
-            self._tail.append(frame)
+        if frame.seq <= self._last_appended:
+            if frame.seq <= self.store.last_seq():
+                self._store_append(frame)  # the same final again is a no-op, a different one raises
+            return
+        if frame.seq != self._last_appended + 1:
+            raise TranscriptError(f"final {frame.seq} would leave a gap after {self._last_appended}")
+        self._pending.write(frame)
+        self._last_appended = frame.seq
+        self._tail.append(frame)
+        written = self.store.last_seq()
+        while len(self._tail) > self._recent and (self._tail[0].seq or 0) <= written:
+            self._tail.popleft()
+
+    def _store_append(self, frame: Frame) -> None:
+        """Write one final (any thread); raises sqlite3.Error when the database fails."""
+        assert frame.seq is not None
+        message = json.loads(frame.text)
+        # Publication time from the frame: a final written late by a retry keeps when it was sent.
+        self.store.append(frame.seq, caption_from_message(message), frame.text.decode(), message.get("sent"))
 
     async def finals_since(self, seq: int) -> Sequence[Frame]:
         """Finals after `seq` (the latest `max_replay` at most), from memory when the tail has them."""
-        last = self.store.last_seq()
+        last = self.last_seq
         if seq >= last:
             return []
         seq = max(seq, last - self._max_replay)
@@ -289,10 +335,13 @@ class SqliteBacklog:
         if first is not None and seq >= first - 1:
             return list(itertools.islice(self._tail, seq - first + 1, None))
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._reads, self.store.frames_since, seq, self._max_replay)
+        stored = await loop.run_in_executor(self._reads, self.store.frames_since, seq, self._max_replay)
+        read_to = (stored[-1].seq or seq) if stored else seq
+        return stored + [frame for frame in self._tail if (frame.seq or 0) > read_to]  # + unwritten ones
 
     def close(self) -> None:
-        """Stop the reading thread; the store stays open for its owner to close."""
+        """Write what is still unwritten if the store allows, stop the threads; the store stays open."""
+        self._pending.close()
         self._reads.shutdown(wait=True, cancel_futures=True)
 
     def __len__(self) -> int:

@@ -200,10 +200,10 @@ async def test_source_state_and_end_reach_viewers_and_later_hellos() -> None:
     hub = CaptionHub()
     viewer = FakeViewer()
     await hub.attach(viewer)
-    hub.source_state(SourceState.RECONNECTING, "stream dropped")
+    hub.source_state(SourceState.RECONNECTING)
     hub.end_session("meeting closed")
     status, end = viewer.messages[-2:]
-    assert status == {"type": "status", "channel": "floor", "state": "reconnecting", "detail": "stream dropped"}
+    assert status == {"type": "status", "channel": "floor", "state": "reconnecting", "label": "floor"}
     assert end["type"] == "end" and end["reason"] == "meeting closed"
     late = FakeViewer()
     await hub.attach(late)

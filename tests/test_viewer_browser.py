@@ -194,7 +194,7 @@ async def test_delay_holds_captions_back(context: BrowserContext, relay: Relay) 
 
 async def test_source_status_and_session_end_are_shown(context: BrowserContext, relay: Relay) -> None:
     page = await open_viewer(context, relay.url + "/")
-    relay.hub.source_state(SourceState.RECONNECTING, "stream dropped")
+    relay.hub.source_state(SourceState.RECONNECTING)
     await expect(page.locator("#status")).to_contain_text("stream reconnecting")
     relay.hub.end_session("thanks for watching")
     await expect(page.locator("#status")).to_have_text("Session ended")
