@@ -41,6 +41,7 @@ TRANSCRIPT_FILE = "transcript.sqlite3"
 # run it inside the commit crossing 1000 WAL pages, i.e. in `append` on the event loop;
 # instead the writer never checkpoints and a thread does, every CHECKPOINT_EVERY finals.
 CHECKPOINT_EVERY = 500
+WRITE_BUSY_TIMEOUT_MS = 100
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -136,6 +137,9 @@ class TranscriptStore:
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", meta.items())
         conn.execute("COMMIT")
+        # Appends run on the event loop: a database another process keeps busy must fail them
+        # fast (SqliteBacklog keeps the final and retries off the loop), not stall captions 5 s.
+        conn.execute(f"PRAGMA busy_timeout = {WRITE_BUSY_TIMEOUT_MS}")
         return conn
 
     def _reader(self) -> sqlite3.Connection:
