@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -255,3 +256,14 @@ async def test_backlog_after_restart_resumes_numbering_and_session(tmp_path: Pat
         assert await asyncio.wait_for(backlog.finals_since(0), 5) == sent[4:]  # capped to max_replay
         backlog.close()
 
+
+
+async def test_translation_time_of_a_published_final_is_kept_in_frame_and_transcript(store: TranscriptStore) -> None:
+    backlog = SqliteBacklog(store)
+    hub = CaptionHub(store=backlog)
+    viewer = RecordingViewer()
+    await hub.attach(viewer)
+    hub.publish(meeting_caption(1))
+    assert json.loads(viewer.frames[-1].text)["mt_ms"] == 4.2
+    assert store.all_finals()[0].caption == meeting_caption(1)  # mt_ms included
+    backlog.close()
