@@ -85,7 +85,7 @@ def secret_event(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             stdout=subprocess.PIPE, stderr=log, text=True,
         )  # fmt: skip
         try:
-            line = _readline(proc, READY_TIMEOUT_S)
+            line = first_stdout_line(proc, READY_TIMEOUT_S)
             assert "viewers open" in line, line
             url = line.split("viewers open ", 1)[1].strip().rstrip("/")
             token = (data / "operator.token").read_text().strip()
@@ -102,7 +102,7 @@ def secret_event(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return record
 
 
-def _readline(proc: subprocess.Popen[str], timeout_s: float) -> str:
+def first_stdout_line(proc: subprocess.Popen[str], timeout_s: float) -> str:
     """The relay's first stdout line, or fail after `timeout_s` (killing it)."""
     assert proc.stdout is not None
     os.set_blocking(proc.stdout.fileno(), False)
@@ -144,3 +144,11 @@ def test_the_relay_log_shows_no_secret(secret_event) -> None:
     assert "DEBUG" in log and "reconnecting" in log  # -vv did log, the outage included
     leaks = [line for line in log.splitlines() if SECRET in line]
     assert leaks == []
+
+
+def test_ffmpeg_own_log_output_stays_off() -> None:
+    import av.logging
+
+    import relay.source  # noqa: F401  (what the relay imports before opening any source)
+
+    assert av.logging.get_level() is None  # PyAV's default: FFmpeg's messages (which quote addresses) dropped

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import signal
 import sqlite3
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import ClientConnection, connect
 
 from relay.hub import CaptionHub
 from relay.pipeline import PipelineSettings
@@ -17,6 +21,7 @@ from relay.protocol import Frame
 from relay.service import RelayService
 from relay.source import SourceSettings
 from relay.store import SqliteBacklog, TranscriptStore, transcript_path
+from tests.test_secrets import RELAY, first_stdout_line, http_get
 from tests.test_store import RecordingViewer, meeting_caption
 
 TIMEOUT_S = 10.0
@@ -32,9 +37,9 @@ def limit_pages(store: TranscriptStore, pages: int | None) -> None:
         writer.execute(f"PRAGMA max_page_count = {pages}")
 
 
-def wait_until(predicate: Callable[[], bool]) -> None:
+def wait_until(predicate: Callable[[], bool], timeout_s: float = TIMEOUT_S) -> None:
     """Poll (generously bounded) until `predicate` holds."""
-    deadline = time.monotonic() + TIMEOUT_S
+    deadline = time.monotonic() + timeout_s
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
@@ -161,3 +166,53 @@ async def test_status_and_metrics_show_a_busy_database_and_its_recovery(tmp_path
     service.close()
     with TranscriptStore(transcript_path(tmp_path), readonly=True) as reopened:
         assert [final.seq for final in reopened.all_finals()] == [1, 2, 3, 4, 5]
+
+
+async def test_a_real_relay_keeps_captioning_while_its_database_is_locked(tmp_path: Path, live_hls) -> None:
+    server = live_hls()
+    proc = subprocess.Popen(
+        [RELAY, "serve", server.url, "--port", "0", "--data", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    received: dict[int, str] = {}
+    try:
+        line = await asyncio.to_thread(first_stdout_line, proc, 180.0)
+        assert "viewers open" in line, line
+        url = line.split("viewers open ", 1)[1].strip().rstrip("/")
+        async with connect(url.replace("http", "ws") + "/ws") as ws:
+            await finals(ws, received, 1)
+            locker = sqlite3.connect(transcript_path(tmp_path), isolation_level=None)
+            locker.execute("BEGIN IMMEDIATE")  # as another process would: every write of the relay fails
+            await finals(ws, received, 2)
+            failing = await asyncio.to_thread(relay_status, tmp_path)
+            metrics = await asyncio.to_thread(http_get, url + "/metrics")
+            locker.execute("ROLLBACK")
+            locker.close()
+            await asyncio.to_thread(wait_until, lambda: relay_status(tmp_path)["store"]["ok"], 60.0)
+            await finals(ws, received, 1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(proc.wait, 60)
+    assert failing["store"]["ok"] is False and failing["store"]["pending"] >= 1
+    assert "locked" in failing["store"]["error"]
+    assert "relay_store_ok 0.0" in metrics.splitlines() and "relay_store_failures_total 1.0" in metrics.splitlines()
+    with TranscriptStore(transcript_path(tmp_path), readonly=True) as transcript:
+        stored = {final.seq: final.frame_json for final in transcript.all_finals()}
+    assert list(stored) == list(range(1, len(stored) + 1))
+    assert {seq: stored.get(seq) for seq in received} == received  # what viewers got, written once
+
+
+async def finals(ws: ClientConnection, received: dict[int, str], count: int) -> None:
+    """Read until `count` more finals (with text) arrive; keep every final's frame by seq."""
+    async with asyncio.timeout(120):
+        while count:
+            text = str(await ws.recv())
+            message = json.loads(text)
+            if message["type"] == "final":
+                received[message["seq"]] = text
+                count -= 1 if message["text"] else 0
+
+
+def relay_status(data: Path) -> dict:
+    result = subprocess.run([RELAY, "status", "--data", str(data), "--json"], capture_output=True, text=True, timeout=30)
+    return json.loads(result.stdout)
