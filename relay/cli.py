@@ -212,8 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except SourceError as exc:
-        shown = redact_url(args.source)  # the reason too: FFmpeg's messages may quote the address
-        print(f"relay: cannot read source {shown!r}: {str(exc).replace(args.source, shown)}", file=sys.stderr)
+        shown = redact_url(args.source)  # and in the reason too: FFmpeg's messages may quote the address
+        reason = str(exc).replace(args.source, shown) if shown != args.source else str(exc)
+        print(f"relay: cannot read source {shown!r}: {reason}", file=sys.stderr)
         return EXIT_SOURCE
     except (ModelError, TranslationInstallError) as exc:
         print(f"relay: {exc}", file=sys.stderr)
