@@ -48,14 +48,17 @@ class Metrics:
             buckets=DELAY_BUCKETS_S, registry=self.registry,
         )  # fmt: skip
         self.decode = Histogram(
-            "relay_decode_seconds", "Whisper decode time per utterance.", buckets=DECODE_BUCKETS_S, registry=self.registry
-        )
+            "relay_decode_seconds", "Whisper decode time per utterance.",
+            buckets=DECODE_BUCKETS_S, registry=self.registry,
+        )  # fmt: skip
         self.translation = Histogram(
             "relay_translation_seconds", "Translation time per final caption (all languages).",
             buckets=TRANSLATE_BUCKETS_S, registry=self.registry,
         )  # fmt: skip
         # Exposed as relay_..._total (the client adds the suffix).
-        self.captions_published = Counter("relay_captions_published", "Final captions published.", registry=self.registry)
+        self.captions_published = Counter(
+            "relay_captions_published", "Final captions published.", registry=self.registry
+        )
         self.source_reconnects = Counter(
             "relay_source_reconnects", "Times the source dropped and was reopened.", registry=self.registry
         )

@@ -93,4 +93,6 @@ class PendingFinals:
         self._retrier.shutdown(wait=True)
         if not self._flush():
             first, last = self._frames[0].seq, self._frames[-1].seq
-            _LOGGER.error("Transcript database still failing (%s): finals %s-%s were not written", self.error, first, last)
+            _LOGGER.error(
+                "Transcript database still failing (%s): finals %s-%s were not written", self.error, first, last
+            )

@@ -214,5 +214,6 @@ async def finals(ws: ClientConnection, received: dict[int, str], count: int) -> 
 
 
 def relay_status(data: Path) -> dict:
-    result = subprocess.run([RELAY, "status", "--data", str(data), "--json"], capture_output=True, text=True, timeout=30)
+    command = [RELAY, "status", "--data", str(data), "--json"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30)
     return json.loads(result.stdout)
