@@ -118,8 +118,8 @@ async def _switch_source(request: web.Request) -> web.Response:
         url = body["url"]
         if not isinstance(url, str) or not url.strip():
             raise ValueError("url must be a non-empty string")
-    except (ValueError, KeyError, TypeError) as exc:
-        return _error(400, f'expected {{"url": "..."}}: {exc}')
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # RecursionError: a deeply nested body
+        return _error(400, f'expected {{"url": "..."}}: {str(exc)[:200]}')
     try:
         await request.app[CONTROLLED_KEY].switch_source(url.strip())
     except SourceError as exc:

@@ -262,7 +262,7 @@ def _is_json(text: str) -> bool:
     """True when `text` parses as JSON."""
     try:
         json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # 4 KiB of `[` nests deeper than Python's parser goes
         return False
     return True
 
