@@ -114,7 +114,8 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--operator-token-file", type=Path, default=None,
                         help="file holding the /api/ token (default: $RELAY_OPERATOR_TOKEN or DATA/operator.token)")
     parser.add_argument("--viewer-token-file", type=Path, default=None, help="make the event private: viewers need this key")
-    parser.add_argument("--max-viewers", type=_positive_int, default=10_000, help="viewer connections in all (default 10000)")
+    parser.add_argument("--max-viewers", type=_positive_int, default=10_000,
+                        help="viewer connections in all (default 10000)")
     parser.add_argument("--max-viewers-per-address", type=_count, default=200,
                         help="viewer connections per client address (default 200; 0: no cap)")
     parser.add_argument("--trust-forwarded-for", action="store_true",

@@ -176,7 +176,9 @@ class CaptionHub:
         self._live.discard(viewer)
         self._replaying.pop(viewer, None)
 
-    async def _send_replay(self, viewer: Viewer, frames: Iterable[Frame], last: int, pending: list[Frame]) -> int | None:
+    async def _send_replay(
+        self, viewer: Viewer, frames: Iterable[Frame], last: int, pending: list[Frame]
+    ) -> int | None:
         """Send `frames` in order as the viewer drains, skipping finals up to `last`; the new last, or None if gone."""
         for frame in frames:
             if frame.seq is not None and frame.seq <= last:

@@ -181,7 +181,8 @@ async def api_json_bomb(host: str, port: int, rng: random.Random) -> None:
             async with session.post(f"http://{host}:{port}/api/source", data=body, headers=auth) as response:
                 assert response.status in (400, 413), (response.status, body[:40])
                 assert "error" in await response.json()
-        async with session.post(f"http://{host}:{port}/api/source", data=bodies[0], headers={"Authorization": "Bearer x"}) as response:
+        wrong = {"Authorization": "Bearer x"}
+        async with session.post(f"http://{host}:{port}/api/source", data=bodies[0], headers=wrong) as response:
             assert response.status == 401
 
 

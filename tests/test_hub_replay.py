@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -141,3 +142,14 @@ async def test_replay_is_written_as_the_viewer_drains_and_live_captions_follow_w
     assert viewer.final_seqs() == list(range(1, 322))
     messages = [json.loads(frame.text) for frame in viewer.frames[1:]]
     assert [m["seq"] for m in messages] == sorted(m["seq"] for m in messages)
+
+
+def test_documented_replay_sizes_are_the_code_defaults() -> None:
+    docs = Path(__file__).resolve().parent.parent
+    protocol, readme = (docs / "docs" / "protocol.md").read_text(), (docs / "README.md").read_text()
+    ring = inspect.signature(CaptionHub).parameters["backlog"].default
+    limits = ReplayLimits()
+    for text in (protocol, readme):
+        assert f"last {ring} finals" in text
+        assert f"{limits.resume_finals:,} at most" in text
+        assert f"{limits.replay_bytes // (1024 * 1024)} MiB" in text
