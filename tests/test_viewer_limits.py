@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from relay.hub import CaptionHub
-from relay.server import SLOTS_KEY, ServerSettings, create_app, serve
+from relay.hub import CaptionHub, ReplayLimits
+from relay.server import SLOTS_KEY, VIEWERS_KEY, ServerSettings, create_app, serve
 from relay.store import SqliteBacklog, TranscriptStore, transcript_path
-from tests.test_server_protocol import TIMEOUT_S, caption, recv_json, wait_until
+from tests.test_server_protocol import TIMEOUT_S, caption, finals_until, recv_json, wait_until
 
 
 async def refusal(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -156,3 +158,27 @@ async def test_connection_storm_leaves_real_viewers_complete_and_the_database_un
     for seqs in results:
         assert seqs == list(range(701, last + 1))  # the recent 100, then every final: in order, no gap, no duplicate
     assert hub.store_reads == 0  # 2,000 first visits served from memory
+
+
+async def test_replay_to_a_slow_reader_waits_for_its_buffer_to_drain() -> None:
+    hub = CaptionHub(replay=ReplayLimits(replay_bytes=32 * 1024 * 1024))
+    for n in range(1, 501):
+        hub.publish(caption(n, size=30_000))  # a 15 MB replay: more than the kernel's socket buffers hold
+    settings = ServerSettings(max_buffer_bytes=64 * 1024)
+    app = create_app(hub, settings=settings)
+    async with serve(app) as base:
+        parts = urlsplit(base)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (parts.hostname, parts.port))
+        async with connect(base.replace("http://", "ws://") + "/ws", sock=sock, max_queue=1) as ws:
+            await recv_json(ws)  # then stop reading: the client's queue fills, then the sockets
+            await wait_until(lambda: len(app[VIEWERS_KEY]) == 1)
+            (viewer,) = app[VIEWERS_KEY]
+            unsent = viewer._transport.get_write_buffer_size  # the server side of this viewer
+            await wait_until(lambda: unsent() > 32 * 1024)
+            await asyncio.sleep(0.2)  # room to overfill, if it were going to
+            assert unsent() <= 64 * 1024 + 31 * 1024  # the limit plus one frame, not the whole replay
+            assert hub.viewer_count == 1  # waiting, not dropped
+            assert await finals_until(ws, 500) == list(range(1, 501))
