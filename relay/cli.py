@@ -13,6 +13,7 @@ from relay.modelstore import ModelError, load_catalogue, models_dir, resolve_mod
 from relay.output import JsonlWriter, TextWriter
 from relay.redact import redact_url
 from relay.rundir import AlreadyRunning, RunDirectory
+from relay.server import check_frame_ancestors
 from relay.source import SourceError
 from relay.translation.commands import (
     TranslationInstallError,
@@ -114,6 +115,35 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--operator-token-file", type=Path, default=None,
                         help="file holding the /api/ token (default: $RELAY_OPERATOR_TOKEN or DATA/operator.token)")
     parser.add_argument("--viewer-token-file", type=Path, default=None, help="make the event private: viewers need this key")
+    parser.add_argument("--max-viewers", type=_positive_int, default=10_000,
+                        help="viewer connections in all (default 10000)")
+    parser.add_argument("--max-viewers-per-address", type=_count, default=200,
+                        help="viewer connections per client address (default 200; 0: no cap)")
+    parser.add_argument("--trust-forwarded-for", action="store_true",
+                        help="behind a reverse proxy: count viewers by the address it appends to X-Forwarded-For")
+    parser.add_argument("--frame-ancestors", type=_frame_ancestors, default="'none'",
+                        help="who may embed the viewer page in a frame, e.g. https://obs.example.org (default 'none')")
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _frame_ancestors(text: str) -> str:
+    try:
+        return check_frame_ancestors(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:

@@ -75,12 +75,19 @@ async def _access(request: web.Request, handler) -> web.StreamResponse:
         return await handler(request)
     if path == "/" and _token_matches(request.query.get("key"), viewer_token):
         response = web.HTTPFound("/")  # the key leaves the address bar; the cookie carries it
-        response.set_cookie(VIEWER_COOKIE, viewer_token, httponly=True, samesite="Strict")
+        response.set_cookie(VIEWER_COOKIE, viewer_token, httponly=True, samesite="Strict", secure=_over_tls(request))
         raise response
     given = request.cookies.get(VIEWER_COOKIE) or request.query.get("key")
     if not _token_matches(given, viewer_token):
         return _error(401, "this event is private: open the link with its key")
     return await handler(request)
+
+
+def _over_tls(request: web.Request) -> bool:
+    """True when the viewer reached us over HTTPS, directly or through a TLS-terminating proxy."""
+    # Trusting the header is safe here: a client that fakes it only makes its own cookie HTTPS-only.
+    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    return request.secure or proto == "https"
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -112,8 +119,8 @@ async def _switch_source(request: web.Request) -> web.Response:
         url = body["url"]
         if not isinstance(url, str) or not url.strip():
             raise ValueError("url must be a non-empty string")
-    except (ValueError, KeyError, TypeError) as exc:
-        return _error(400, f'expected {{"url": "..."}}: {exc}')
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # RecursionError: a deeply nested body
+        return _error(400, f'expected {{"url": "..."}}: {str(exc)[:200]}')
     try:
         await request.app[CONTROLLED_KEY].switch_source(url.strip())
     except SourceError as exc:

@@ -13,63 +13,33 @@ from Redis, through `deliver()`), so numbering and fan-out are kept apart.
 
 from __future__ import annotations
 
-import collections
-import itertools
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from .messages import Caption, SourceState
 from .protocol import CLOSE_TOO_SLOW, Frame, Hello, encode_caption, encode_end, encode_status
+from .replay import FinalsBacklog, MemoryBacklog, ReplayLimits, ReplaySource
 
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_LANGUAGES = ("en", "fr", "es")
+__all__ = ["CaptionHub", "FinalsBacklog", "MemoryBacklog", "ReplayLimits", "Viewer"]
 
 
 class Viewer(Protocol):
     """One connected viewer as the hub sees it."""
 
     def send(self, frame: Frame, *, replay: bool = False) -> bool:
-        """Buffer `frame` without waiting; False when full. A `replay` (bounded by the backlog) may overfill."""
+        """Buffer `frame` without waiting; False when full. A `replay` frame may overfill by itself."""
+
+    async def drained(self) -> bool:
+        """Wait until the buffer is under its limit; False if the connection is going away."""
 
     def drop(self, code: int, reason: str) -> None:
         """Close the connection soon with `code`; never waits."""
-
-
-class FinalsBacklog(Protocol):
-    """Where recent finals are kept for replay (memory now, a database later)."""
-
-    def append(self, frame: Frame) -> None:
-        """Keep a final (frames arrive with increasing `seq`)."""
-
-    async def finals_since(self, seq: int) -> Sequence[Frame]:
-        """Return the kept finals whose seq is greater than `seq`, oldest first."""
-
-
-class MemoryBacklog:
-    """The last `maxlen` finals in a bounded deque."""
-
-    def __init__(self, maxlen: int) -> None:
-        self._frames: collections.deque[Frame] = collections.deque(maxlen=maxlen)
-
-    def append(self, frame: Frame) -> None:
-        """Keep a final, forgetting the oldest when full."""
-        self._frames.append(frame)
-
-    async def finals_since(self, seq: int) -> Sequence[Frame]:
-        """Return kept finals after `seq`; seqs are consecutive so this is a slice."""
-        if not self._frames:
-            return []
-        first = self._frames[0].seq
-        assert first is not None
-        skip = max(0, seq - first + 1)
-        return list(itertools.islice(self._frames, skip, None))
-
-    def __len__(self) -> int:
-        return len(self._frames)
 
 
 class CaptionHub:
@@ -86,24 +56,37 @@ class CaptionHub:
         session: str | None = None,
         max_pending: int = 1000,
         label: str | None = None,
+        replay: ReplayLimits | None = None,
     ) -> None:
         """With a durable `store`, pass its `last_seq` and `session`: a restarted relay numbers on, viewers resume.
 
         `label` names the source to viewers (default: the channel's name); never put an address in it.
+        `backlog` is the number of recent finals held in memory (the ring every replay is
+        served from); `replay` bounds resumes further back and the bytes of any replay.
         """
         self.channel = channel
         self.label = label or channel
         self.languages = tuple(languages)
         self.session = session or secrets.token_hex(8)
-        self._backlog: FinalsBacklog = store if store is not None else MemoryBacklog(backlog)
+        limits = replay or ReplayLimits()
+        self._ring = MemoryBacklog(backlog)
+        if store is not None:
+            self._ring.extend(store.latest(backlog))
+        self._backlog: FinalsBacklog = store if store is not None else self._ring
+        self._replay = ReplaySource(self._ring, store, limits)
         self._max_pending = max_pending
         self._seq = last_seq
         self._live: set[Viewer] = set()
-        # Viewers whose backlog replay is under way: live frames wait here.
+        # Viewers whose replay is under way: live frames wait here.
         self._replaying: dict[Viewer, list[Frame]] = {}
         self._source_state = SourceState.CONNECTING.value
         self._ended: str | None = None
         self.dropped = 0  # viewers dropped as too slow since start, for /metrics
+
+    @property
+    def store_reads(self) -> int:
+        """Replays that had to read the durable backlog (the rest came from memory)."""
+        return self._replay.store_reads
 
     @property
     def seq(self) -> int:
@@ -146,6 +129,8 @@ class CaptionHub:
 
     def deliver(self, frame: Frame) -> None:
         """Offer an encoded frame to every viewer; drop those whose buffer is full."""
+        if frame.final and frame.seq is not None:
+            self._ring.append(frame)
         refused = [viewer for viewer in self._live if not viewer.send(frame)]
         for viewer, pending in self._replaying.items():
             pending.append(frame)
@@ -155,10 +140,11 @@ class CaptionHub:
             self._drop(viewer, CLOSE_TOO_SLOW, "too slow: reconnect with since")
 
     async def attach(self, viewer: Viewer, since: int | None = None, session: str | None = None) -> None:
-        """Send hello and the finals after `since`, then make `viewer` live.
+        """Send hello and the finals after `since` (the recent ones on a first visit), then make `viewer` live.
 
-        Frames published while the backlog is read are held and sent after it,
-        skipping what the replay already covered: no gap, no duplicate.
+        The replay is written as the viewer's buffer drains. Frames published meanwhile
+        are held and sent after it, skipping what the replay already covered: no gap,
+        no duplicate.
         """
         resumed = since is not None and session in (None, self.session) and since <= self._seq
         start = since if resumed and since is not None else 0
@@ -180,29 +166,38 @@ class CaptionHub:
         pending: list[Frame] = []
         self._replaying[viewer] = pending
         try:
-            replay = await self._backlog.finals_since(start)
+            replay = await self._replay.frames(start if resumed else None, self._seq)
+            last = await self._send_replay(viewer, replay, start, pending)
+            while last is not None and pending:
+                held = pending.copy()
+                pending.clear()
+                last = await self._send_replay(viewer, held, last, pending)
         finally:
             still_attached = self._replaying.pop(viewer, None) is pending
-        if still_attached:
-            self._go_live(viewer, replay, pending, start)
+        if still_attached and last is not None:
+            self._live.add(viewer)  # no await since `pending` was found empty: nothing slips by
 
     def detach(self, viewer: Viewer) -> None:
         """Forget a viewer whose connection ended."""
         self._live.discard(viewer)
         self._replaying.pop(viewer, None)
 
-    def _go_live(self, viewer: Viewer, replay: Sequence[Frame], pending: list[Frame], start: int) -> None:
-        """Send replayed finals then held frames in order, skipping what was already sent."""
-        last = start
-        for frame in itertools.chain(replay, pending):
+    async def _send_replay(
+        self, viewer: Viewer, frames: Iterable[Frame], last: int, pending: list[Frame]
+    ) -> int | None:
+        """Send `frames` in order as the viewer drains, skipping finals up to `last`; the new last, or None if gone."""
+        for frame in frames:
             if frame.seq is not None and frame.seq <= last:
                 continue  # already covered: a duplicate final, or a partial of a sent final
-            if not viewer.send(frame, replay=True):
+            drained = await viewer.drained()
+            if self._replaying.get(viewer) is not pending:
+                return None  # dropped or detached while waiting
+            if not drained or not viewer.send(frame, replay=True):
                 self._drop(viewer, CLOSE_TOO_SLOW, "too slow during replay")
-                return
+                return None
             if frame.final and frame.seq is not None:
                 last = frame.seq
-        self._live.add(viewer)
+        return last
 
     def _drop(self, viewer: Viewer, code: int, reason: str) -> None:
         """Detach a viewer and have its connection closed."""

@@ -17,7 +17,7 @@ from relay.control import add_control_routes
 from relay.modelstore import ModelError, resolve_model
 from relay.pipeline import Pipeline, PipelineSettings
 from relay.rundir import RunDirectory
-from relay.server import create_app, serve
+from relay.server import ServerSettings, create_app, serve
 from relay.service import RelayService
 from relay.source import SourceSettings
 from relay.store import transcript_path
@@ -31,6 +31,16 @@ _LOGGER = logging.getLogger(__name__)
 def pipeline_settings(args: argparse.Namespace) -> PipelineSettings:
     return PipelineSettings(
         source=SourceSettings(url=args.source, realtime=args.realtime, stall_timeout_s=args.stall_timeout)
+    )
+
+
+def server_settings(args: argparse.Namespace) -> ServerSettings:
+    """Viewer limits and framing policy from `serve`/`start` options."""
+    return ServerSettings(
+        max_viewers=args.max_viewers,
+        max_viewers_per_address=args.max_viewers_per_address,
+        trust_forwarded_for=args.trust_forwarded_for,
+        frame_ancestors=args.frame_ancestors,
     )
 
 
@@ -90,7 +100,7 @@ async def serve_relay(args: argparse.Namespace) -> int:
         service = RelayService(pipeline_settings(args), data_dir=rundir.path)
         await service.open()  # a bad source fails before the models are loaded
         async with loaded_models(args) as (engine, translator):
-            app = create_app(service.hub)
+            app = create_app(service.hub, settings=server_settings(args))
             add_control_routes(app, service, operator_token, viewer_token)
             async with serve(app, args.host, args.port) as url:
                 await _run_service(service, engine, translator, rundir, url, args)

@@ -11,9 +11,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiohttp import WSMsgType, web
+from aiohttp import ClientError, WSMsgType, web
+from aiohttp.base_protocol import BaseProtocol
 
+from .accesslog import RedactingAccessLogger
 from .hub import CaptionHub
+from .limits import ViewerSlots, client_address
 from .protocol import (
     CLOSE_GOING_AWAY,
     CLOSE_INVALID_PAYLOAD,
@@ -28,7 +31,7 @@ DEFAULT_WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "connect-src 'self'{sockets}; base-uri 'none'; form-action 'none'"
+    "connect-src 'self'{sockets}; base-uri 'none'; form-action 'none'; frame-ancestors {ancestors}"
 )
 # Host header values safe to echo into the CSP (name or IPv4/IPv6 literal, optional port).
 _HOST_RE = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
@@ -41,16 +44,37 @@ SECURITY_HEADERS = {
 }
 
 
+# A CSP source list: keywords in quotes, or scheme/host sources, separated by spaces.
+_ANCESTORS_RE = re.compile(r"^(?:'none'|'self'|[A-Za-z][A-Za-z0-9+.-]*:(?://[A-Za-z0-9*.:\[\]-]+)?/?|"
+                           r"[A-Za-z0-9*.-]+(?::[0-9*]{1,5})?)$")  # fmt: skip
+
+
+def check_frame_ancestors(value: str) -> str:
+    """Return `value` if it is a CSP frame-ancestors source list; raise ValueError naming the bad part."""
+    sources = value.split()
+    if not sources:
+        raise ValueError("frame-ancestors needs at least one source, e.g. 'none' or https://obs.example.org")
+    for source in sources:
+        if not _ANCESTORS_RE.match(source):
+            raise ValueError(f"not a CSP frame-ancestors source: {source[:60]!r}")
+    return " ".join(sources)
+
+
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
-    """Per-viewer limits of the caption server."""
+    """Limits of the caption server: per viewer, and on how many viewers may connect."""
 
     # Unsent bytes above which a live caption is not sent and the viewer is dropped as too
-    # slow. A backlog replay on connect may go over it: it is bounded by the backlog's size.
+    # slow. A replay on connect is written as the buffer drains below it.
     max_buffer_bytes: int = 1024 * 1024
     max_msg_bytes: int = 4096  # largest message a viewer may send
     heartbeat_s: float = 30.0  # ping interval; no pong within half of it closes
     close_timeout_s: float = 5.0  # wait for the close handshake, then abort
+    max_viewers: int = 10_000  # viewer connections in all; more get 503
+    max_viewers_per_address: int = 200  # per client address (0: no cap); more get 429
+    trust_forwarded_for: bool = False  # behind a proxy: count the address it appends to X-Forwarded-For
+    frame_ancestors: str = "'none'"  # who may embed the pages in a frame (CSP frame-ancestors)
+    idle_timeout_s: float = 30.0  # a connection that sends no complete request in this time is closed
 
 
 class WsViewer:
@@ -61,23 +85,42 @@ class WsViewer:
     this viewer's bounded buffer.
     """
 
-    __slots__ = ("_close_task", "_settings", "_transport", "_ws")
+    __slots__ = ("_close_task", "_protocol", "_settings", "_transport", "_ws")
 
-    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport, settings: ServerSettings) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, transport: asyncio.Transport, protocol: BaseProtocol, settings: ServerSettings
+    ) -> None:
         self._ws = ws
         self._transport = transport
+        self._protocol = protocol
         self._settings = settings
         self._close_task: asyncio.Task[None] | None = None
+        # The protocol pauses writing above this mark, so `drained()` wakes when the buffer is back under it.
+        transport.set_write_buffer_limits(high=settings.max_buffer_bytes)
+
+    def _closing(self) -> bool:
+        return self._close_task is not None or self._ws.closed or self._transport.is_closing()
 
     def send(self, frame: Frame, *, replay: bool = False) -> bool:
         """Write `frame` unless the connection is closing or (live frames) its buffer is over the limit."""
         transport = self._transport
-        if self._close_task is not None or self._ws.closed or transport.is_closing():
+        if self._closing():
             return False
         if not replay and transport.get_write_buffer_size() > self._settings.max_buffer_bytes:
             return False
         transport.write(frame.wire)
         return True
+
+    async def drained(self) -> bool:
+        """Wait (a heartbeat at most) until the unsent bytes are under the limit; False if closing."""
+        if self._transport.get_write_buffer_size() > self._settings.max_buffer_bytes:
+            try:
+                async with asyncio.timeout(self._settings.heartbeat_s):
+                    # aiohttp's own flow control: returns once the transport resumed writing.
+                    await self._protocol._drain_helper()
+            except (TimeoutError, ConnectionError, ClientError):
+                return False
+        return not self._closing()
 
     def drop(self, code: int, reason: str) -> None:
         """Start closing with `code`; the handler task notices and ends."""
@@ -118,6 +161,7 @@ HUB_KEY = web.AppKey("hub", CaptionHub)
 SETTINGS_KEY = web.AppKey("settings", ServerSettings)
 WEB_DIR_KEY = web.AppKey("web_dir", Path)
 VIEWERS_KEY = web.AppKey("viewers", set[WsViewer])
+SLOTS_KEY = web.AppKey("slots", ViewerSlots)
 
 
 def create_app(
@@ -129,6 +173,7 @@ def create_app(
     app[SETTINGS_KEY] = settings or ServerSettings()
     app[WEB_DIR_KEY] = (web_dir or DEFAULT_WEB_DIR).resolve()
     app[VIEWERS_KEY] = set()
+    app[SLOTS_KEY] = ViewerSlots(app[SETTINGS_KEY].max_viewers, app[SETTINGS_KEY].max_viewers_per_address)
     app.router.add_get("/", _index)
     app.router.add_get("/ws", _websocket)
     app.router.add_static("/assets", app[WEB_DIR_KEY])
@@ -142,7 +187,10 @@ async def _add_security_headers(request: web.Request, response: web.StreamRespon
     host = request.host
     # Some browsers do not let 'self' cover ws:/wss:, so name this host's sockets explicitly.
     sockets = f" ws://{host} wss://{host}" if _HOST_RE.match(host) else ""
-    response.headers.setdefault("Content-Security-Policy", CSP.format(sockets=sockets))
+    ancestors = request.app[SETTINGS_KEY].frame_ancestors
+    response.headers.setdefault("Content-Security-Policy", CSP.format(sockets=sockets, ancestors=ancestors))
+    if ancestors == "'none'":
+        response.headers.setdefault("X-Frame-Options", "DENY")  # for browsers without frame-ancestors
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
 
@@ -161,6 +209,17 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
     except ValueError as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
     settings = request.app[SETTINGS_KEY]
+    slots = request.app[SLOTS_KEY]
+    address = client_address(request, settings.trust_forwarded_for)
+    slots.claim(address)  # raises 503/429 before the upgrade
+    try:
+        return await _serve_viewer(request, since, settings)
+    finally:
+        slots.release(address)
+
+
+async def _serve_viewer(request: web.Request, since: int | None, settings: ServerSettings) -> web.StreamResponse:
+    """Upgrade, replay and stream captions to one viewer until it leaves."""
     ws = web.WebSocketResponse(
         max_msg_size=settings.max_msg_bytes,
         compress=False,
@@ -173,7 +232,7 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
         return ws
     hub = request.app[HUB_KEY]
     viewers = request.app[VIEWERS_KEY]
-    viewer = WsViewer(ws, transport, settings)
+    viewer = WsViewer(ws, transport, request.protocol, settings)
     viewers.add(viewer)
     try:
         await hub.attach(viewer, since, request.query.get("session"))
@@ -203,7 +262,7 @@ def _is_json(text: str) -> bool:
     """True when `text` parses as JSON."""
     try:
         json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # 4 KiB of `[` nests deeper than Python's parser goes
         return False
     return True
 
@@ -224,7 +283,13 @@ async def serve(
     app: web.Application, host: str = "127.0.0.1", port: int = 0, *, shutdown_timeout_s: float = 10.0
 ) -> AsyncIterator[str]:
     """Run `app` on host:port (0 picks a free port) and yield its base URL, e.g. http://127.0.0.1:8080."""
-    runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout_s)
+    settings = app.get(SETTINGS_KEY) or ServerSettings()
+    runner = web.AppRunner(
+        app,
+        shutdown_timeout=shutdown_timeout_s,
+        access_log_class=RedactingAccessLogger,
+        keepalive_timeout=settings.idle_timeout_s,  # also closes a connection that never completes a request
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, backlog=4096)

@@ -252,12 +252,14 @@ def caption_from_message(message: Mapping[str, Any]) -> Caption:
 
 
 class SqliteBacklog:
-    """The hub's `FinalsBacklog` over a `TranscriptStore`: a memory tail, SQLite further back.
+    """The hub's durable `FinalsBacklog` over a `TranscriptStore`.
 
     `append` writes through synchronously (tens of µs with synchronous=NORMAL), so a final
-    is committed before `CaptionHub.publish` delivers it. Older reads run on a thread this
-    backlog owns. A replay holds at most `max_replay` finals: a viewer resuming from
-    further back gets the latest `max_replay`, as with MemoryBacklog's bound.
+    is committed before `CaptionHub.publish` delivers it. The hub serves replays from its
+    own memory ring of recent finals; this backlog is read only for resumes from further
+    back, on a thread it owns. A read holds at most `max_replay` finals: a viewer resuming
+    from further back gets the latest `max_replay`. `recent` finals may also be kept in
+    memory here (off by default: the hub's ring already holds them).
 
     A failing database (disk full, locked, read-only) never stops the captions: the final
     stays in memory, in order with those after it, and a thread of this backlog writes
@@ -265,15 +267,21 @@ class SqliteBacklog:
     every `retry_s`). Until then the memory tail keeps every unwritten final for replay.
     """
 
-    def __init__(self, store: TranscriptStore, recent: int = 500, max_replay: int = 2000, retry_s: float = 2.0) -> None:
+    def __init__(self, store: TranscriptStore, recent: int = 0, max_replay: int = 2000, retry_s: float = 2.0) -> None:
         self.store = store
         self._recent = recent
         self._max_replay = max(recent, max_replay)
         # The last `recent` finals and every final not yet written; only the event loop touches it.
-        self._tail = collections.deque(store.frames_since(max(0, store.last_seq() - recent)))
+        self._tail = collections.deque(self.latest(recent))
         self._last_appended = store.last_seq()
         self._reads = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="relay-transcript")
         self._pending = PendingFinals(self._store_append, retry_s)
+
+    def latest(self, count: int) -> list[Frame]:
+        """The last `count` stored finals, oldest first (a synchronous read, for start-up)."""
+        if count <= 0:
+            return []
+        return self.store.frames_since(max(0, self.store.last_seq() - count))
 
     @property
     def last_seq(self) -> int:
@@ -329,19 +337,22 @@ class SqliteBacklog:
         # Publication time from the frame: a final written late by a retry keeps when it was sent.
         self.store.append(frame.seq, caption_from_message(message), frame.text.decode(), message.get("sent"))
 
-    async def finals_since(self, seq: int) -> Sequence[Frame]:
-        """Finals after `seq` (the latest `max_replay` at most), from memory when the tail has them."""
+    async def finals_since(self, seq: int, limit: int | None = None) -> Sequence[Frame]:
+        """Finals after `seq`: the next `limit`, or without a limit the latest `max_replay` at most."""
         last = self.last_seq
         if seq >= last:
             return []
-        seq = max(seq, last - self._max_replay)
+        if limit is None:
+            seq = max(seq, last - self._max_replay)
+        limit = self._max_replay if limit is None else min(limit, self._max_replay)
         first = self._tail[0].seq if self._tail else None
         if first is not None and seq >= first - 1:
-            return list(itertools.islice(self._tail, seq - first + 1, None))
+            return list(itertools.islice(self._tail, seq - first + 1, seq - first + 1 + limit))
         loop = asyncio.get_running_loop()
-        stored = await loop.run_in_executor(self._reads, self.store.frames_since, seq, self._max_replay)
+        stored = await loop.run_in_executor(self._reads, self.store.frames_since, seq, limit)
         read_to = (stored[-1].seq or seq) if stored else seq
-        return stored + [frame for frame in self._tail if (frame.seq or 0) > read_to]  # + unwritten ones
+        unwritten = [frame for frame in self._tail if (frame.seq or 0) > read_to]
+        return (stored + unwritten)[:limit]
 
     def close(self) -> None:
         """Write what is still unwritten if the store allows, stop the threads; the store stays open."""

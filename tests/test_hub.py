@@ -43,6 +43,9 @@ class FakeViewer:
         self.frames.append(frame)
         return True
 
+    async def drained(self) -> bool:
+        return self.dropped is None
+
     def drop(self, code: int, reason: str) -> None:
         self.dropped = (code, reason)
 
@@ -62,10 +65,10 @@ class GatedBacklog(MemoryBacklog):
         self.gate = asyncio.Event()
         self.reading = asyncio.Event()
 
-    async def finals_since(self, seq: int) -> Sequence[Frame]:
+    async def finals_since(self, seq: int, limit: int | None = None) -> Sequence[Frame]:
         self.reading.set()
         await self.gate.wait()
-        return await super().finals_since(seq)
+        return await super().finals_since(seq, limit)
 
 
 def test_finals_get_consecutive_seqs_and_partials_the_next_one() -> None:
@@ -131,7 +134,7 @@ async def test_since_from_another_session_gets_the_whole_backlog() -> None:
 
 async def test_publishes_racing_a_slow_replay_are_neither_lost_nor_doubled() -> None:
     backlog = GatedBacklog(100)
-    hub = CaptionHub(store=backlog)
+    hub = CaptionHub(backlog=1, store=backlog)  # memory holds final 3 only: 2 is read from the store
     for n in range(1, 4):
         hub.publish(caption(n))
     viewer = FakeViewer()
@@ -145,7 +148,7 @@ async def test_publishes_racing_a_slow_replay_are_neither_lost_nor_doubled() -> 
     hub.publish(caption(5))
     assert viewer.final_seqs() == [2, 3, 4, 5]
     kinds = [(m["type"], m.get("seq")) for m in viewer.messages[1:]]
-    assert kinds == [("final", 2), ("final", 3), ("final", 4), ("partial", 5), ("final", 5)]
+    assert kinds == [("final", 2), ("final", 3), ("partial", 4), ("final", 4), ("partial", 5), ("final", 5)]
 
 
 async def test_restarted_hub_numbers_on_and_keeps_the_session() -> None:
@@ -175,11 +178,13 @@ async def test_full_viewer_is_dropped_and_others_keep_receiving() -> None:
 
 async def test_viewer_replaying_too_long_is_dropped() -> None:
     backlog = GatedBacklog(10)
-    hub = CaptionHub(store=backlog, max_pending=2)
+    hub = CaptionHub(backlog=1, store=backlog, max_pending=2)
+    for n in range(1, 3):
+        hub.publish(caption(n))
     viewer = FakeViewer()
-    attaching = asyncio.create_task(hub.attach(viewer))
+    attaching = asyncio.create_task(hub.attach(viewer, since=0))
     await asyncio.wait_for(backlog.reading.wait(), 5)
-    for n in range(1, 4):
+    for n in range(3, 6):
         hub.publish(caption(n))
     backlog.gate.set()
     await asyncio.wait_for(attaching, 5)

@@ -197,6 +197,9 @@ class RecordingViewer:
         self.frames.append(frame)
         return True
 
+    async def drained(self) -> bool:
+        return True
+
     def drop(self, code: int, reason: str) -> None:
         raise AssertionError(f"dropped: {code} {reason}")
 
