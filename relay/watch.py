@@ -105,7 +105,7 @@ async def _follow(url: str, resume: _Resume, printer: Printer) -> None:
             elif kind == "partial" and msg["seq"] > resume.last_seq:
                 printer.partial(msg)
             elif kind == "status":
-                _LOGGER.info("Source %s %s", msg.get("state"), msg.get("detail", ""))
+                _LOGGER.info("Source %s: %s", msg.get("label", ""), msg.get("state"))
             elif kind == "end":
                 _LOGGER.info("Session ended: %s", msg.get("reason", ""))
                 printer.clear()
