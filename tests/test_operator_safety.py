@@ -42,15 +42,11 @@ def test_two_relays_racing_for_one_data_directory_one_wins(tmp_path):
         for _ in range(3)
     ]
     try:
-        losers = []
-        for racer in racers:
-            try:
-                racer.wait(timeout=60)
-                losers.append(racer)
-            except subprocess.TimeoutExpired:
-                pass
+        deadline = time.monotonic() + 60
+        while sum(r.poll() is not None for r in racers) < len(racers) - 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        losers = [r for r in racers if r.poll() is not None]
         (winner,) = [r for r in racers if r not in losers]
-        assert winner.poll() is None
         for loser in losers:
             assert loser.returncode == 4
             error = loser.stderr.read()
@@ -146,3 +142,20 @@ def test_status_with_the_token_reports_the_relay(restarted):
     assert restarted["status_token"].returncode == 0, restarted["status_token"].stdout
     assert json.loads(restarted["status_token"].stdout)["running"]
     assert restarted["stop"].returncode == 0 and "stopped" in restarted["stop"].stdout
+
+
+def test_status_and_stop_of_a_relay_still_starting(tmp_path):
+    starting = subprocess.Popen([RELAY, "serve", "-", "--data", str(tmp_path), "--port", "0", "--no-translate"],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "relay.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        status = relay("status", "--data", str(tmp_path))
+        assert (status.returncode, status.stdout) == (1, f"running (pid {starting.pid}) but not answering: starting\n")
+        stop = relay("stop", "--data", str(tmp_path))
+        assert (stop.returncode, stop.stdout) == (0, f"stopped (pid {starting.pid})\n")
+        assert starting.wait(timeout=10) is not None
+    finally:
+        starting.kill()
+        starting.wait()
