@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from relay import daemon, runner
+from relay.logfile import add_log_options
 from relay.modelstore import ModelError, load_catalogue, models_dir, resolve_model
 from relay.output import JsonlWriter, TextWriter
 from relay.redact import redact_url
@@ -45,10 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="caption a stream for viewers in the foreground")
     add_server_options(serve)
+    add_log_options(serve)
     serve.set_defaults(handler=cmd_serve)
 
     start = commands.add_parser("start", help="like serve, in the background; returns once ready")
     add_server_options(start)
+    add_log_options(start)
     start.add_argument("--ready-timeout", type=float, default=120.0, help="seconds to wait for readiness")
     start.set_defaults(handler=cmd_start)
 
@@ -160,21 +163,30 @@ def cmd_start(args: argparse.Namespace) -> int:
     child = ["serve", *_raw_args_after("start", args)]
     if args.data is None:
         child += ["--data", str(rundir.path)]
-    return daemon.start(child, rundir, args.ready_timeout, sys.stdout)
+    log_file = args.log_file.expanduser().resolve() if args.log_file else rundir.log_file
+    child += ["--log-file", str(log_file)]  # absolute, so a restart from elsewhere logs to the same file
+    # --new-event is for this start only: a restart continues the event it started.
+    again = [word for word in child if not _is_new_event_flag(word)]
+    return daemon.start(child, rundir, args.ready_timeout, sys.stdout, restart_args=again, log_file=log_file)
+
+
+def _is_new_event_flag(word: str) -> bool:
+    """--new-event, or an abbreviation argparse accepted for it."""
+    return word.startswith("--ne") and "--new-event".startswith(word)
 
 
 def _raw_args_after(command: str, args: argparse.Namespace) -> list[str]:
     raw = args.raw_argv
     rest = raw[raw.index(command) + 1 :]
     out, skip = [], False
-    for word in rest:  # --ready-timeout belongs to start, not serve; paths made absolute
+    for word in rest:  # --ready-timeout belongs to start, not serve; start passes --log-file itself
         if skip:
             skip = False
             continue
-        if word == "--ready-timeout":
+        if word in ("--ready-timeout", "--log-file"):
             skip = True
             continue
-        if word.startswith("--ready-timeout="):
+        if word.startswith(("--ready-timeout=", "--log-file=")):
             continue
         out.append(word)
     return [str(Path(w).resolve()) if _is_local_path(w) else w for w in out]

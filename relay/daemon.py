@@ -9,7 +9,6 @@ running), 1 still stopping (run it again, or --force, to kill).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,7 +19,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from relay.export import export
-from relay.rundir import RunDirectory
+from relay.process import ProcessHandle
+from relay.rundir import NoOperatorToken, RunDirectory
 from relay.store import TranscriptError, TranscriptStore, transcript_path
 
 EXIT_NOT_RUNNING = 3
@@ -29,15 +29,24 @@ EXIT_NOT_READY = 5
 STOP_WAIT_S = 10.0
 
 
-def start(child_args: list[str], rundir: RunDirectory, ready_timeout_s: float, out: TextIO) -> int:
-    """Launch `relay serve ...` in the background and wait until it is ready or fails."""
+def start(
+    child_args: list[str], rundir: RunDirectory, ready_timeout_s: float, out: TextIO,
+    restart_args: list[str] | None = None, log_file: Path | None = None,
+) -> int:
+    """Launch `relay serve ...` in the background and wait until it is ready or fails.
+
+    `restart_args` (default: `child_args`) is what `relay restart` runs later: without one-off flags.
+    `log_file` (default: DATA/relay.log) is where the child logs, and where its last error is read.
+    """
+    log_file = log_file or rundir.log_file
     pid = rundir.running_pid()
     if pid is not None:
         print(f"relay: already running on {rundir.path} (pid {pid}): {rundir.read_state().get('url', '')}", file=sys.stderr)
         return EXIT_ALREADY_RUNNING
     rundir.ensure()
-    rundir.update_state(ready=False, argv=child_args)
-    log = open(rundir.log_file, "ab")
+    rundir.update_state(ready=False, argv=child_args if restart_args is None else restart_args)
+    # Until `serve` takes its log over (--log-file, rotated), early errors land here too.
+    log = open(log_file, "ab")
     child = subprocess.Popen(
         [sys.executable, "-m", "relay", *child_args],
         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
@@ -51,20 +60,25 @@ def start(child_args: list[str], rundir: RunDirectory, ready_timeout_s: float, o
             return 0
         code = child.poll()
         if code is not None:
-            print(_last_error(rundir) or f"relay: exited with code {code}; see {rundir.log_file}", file=sys.stderr)
+            print(_last_error(log_file) or f"relay: exited with code {code}; see {log_file}", file=sys.stderr)
             return code or EXIT_NOT_READY
         time.sleep(0.1)
     child.kill()
-    print(f"relay: not ready after {ready_timeout_s:.0f} s; see {rundir.log_file}", file=sys.stderr)
+    print(f"relay: not ready after {ready_timeout_s:.0f} s; see {log_file}", file=sys.stderr)
     return EXIT_NOT_READY
 
 
-def _last_error(rundir: RunDirectory) -> str | None:
-    try:
-        lines = rundir.log_file.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return None
-    return next((line for line in reversed(lines) if line.startswith("relay: ")), None)
+def _last_error(log_file: Path) -> str | None:
+    """The last one-line error the child wrote (in the log, or its newest backup if it just rotated)."""
+    for path in (log_file, log_file.with_name(log_file.name + ".1")):
+        try:
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        found = next((line for line in reversed(lines) if line.startswith("relay: ")), None)
+        if found:
+            return found
+    return None
 
 
 def status(rundir: RunDirectory, as_json: bool, out: TextIO) -> int:
@@ -74,9 +88,12 @@ def status(rundir: RunDirectory, as_json: bool, out: TextIO) -> int:
         _print_status({"running": False, "data": str(rundir.path)}, as_json, out)
         return EXIT_NOT_RUNNING
     state = rundir.read_state()
+    if not state.get("ready") or state.get("pid") != pid:
+        _print_status({"running": True, "pid": pid, "answering": False, "error": "starting"}, as_json, out)
+        return 1
     try:
         report = api_call(state, rundir, "GET", "/api/status")
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, NoOperatorToken) as exc:
         _print_status({"running": True, "pid": pid, "answering": False, "error": str(exc)}, as_json, out)
         return 1
     report.update(pid=pid, url=state.get("url"), data=str(rundir.path))
@@ -109,48 +126,46 @@ def _print_status(report: dict[str, Any], as_json: bool, out: TextIO) -> None:
 def api_call(state: dict[str, Any], rundir: RunDirectory, method: str, path: str) -> dict[str, Any]:
     """Call the running relay's control API with the operator token."""
     url = state["url"].replace("0.0.0.0", "127.0.0.1") + path
-    token = rundir.operator_token(token_file=Path(state["token_file"]) if state.get("token_file") else None)
+    token = rundir.read_operator_token(token_file=Path(state["token_file"]) if state.get("token_file") else None)
     request = urllib.request.Request(url, method=method, headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=5) as response:
         return json.loads(response.read())
 
 
 def stop(rundir: RunDirectory, force: bool, out: TextIO) -> int:
-    """Graceful stop (SIGTERM: pending text committed, viewers told); kill on a second stop or --force."""
-    pid = rundir.running_pid()
-    if pid is None:
+    """Graceful stop (SIGTERM: pending text committed, viewers told); kill on a second stop or --force.
+
+    Signals go through a pidfd opened on the exact process that holds the directory, so a process
+    that merely inherited a recorded pid is never signalled.
+    """
+    owner = rundir.owner()
+    try:
+        handle = ProcessHandle(owner) if owner else None
+    except ProcessLookupError:
+        handle = None
+    if handle is None:
+        rundir.stop_marker.unlink(missing_ok=True)
         print("not running", file=out)
         return 0
-    if force or rundir.stop_marker.exists():
-        os.kill(pid, signal.SIGKILL)
-        _wait_gone(pid, 5.0)
+    with handle:
+        return _stop(handle, rundir, force or rundir.stop_marker.exists(), out)
+
+
+def _stop(handle: ProcessHandle, rundir: RunDirectory, kill: bool, out: TextIO) -> int:
+    if kill:
+        handle.send(signal.SIGKILL)
+        handle.wait_gone(5.0)
         rundir.pid_file.unlink(missing_ok=True)
         rundir.stop_marker.unlink(missing_ok=True)
-        print(f"killed (pid {pid})", file=out)
+        print(f"killed (pid {handle.pid})", file=out)
         return 0
     rundir.stop_marker.write_text(str(time.time()))
-    os.kill(pid, signal.SIGTERM)
-    if _wait_gone(pid, STOP_WAIT_S):
-        print(f"stopped (pid {pid})", file=out)
+    handle.send(signal.SIGTERM)
+    if handle.wait_gone(STOP_WAIT_S):
+        print(f"stopped (pid {handle.pid})", file=out)
         return 0
-    print(f"relay: pid {pid} still stopping after {STOP_WAIT_S:.0f} s; run stop again to kill it", file=sys.stderr)
+    print(f"relay: pid {handle.pid} still stopping after {STOP_WAIT_S:.0f} s; run stop again to kill it", file=sys.stderr)
     return 1
-
-
-def _wait_gone(pid: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("Z")
-    except OSError:
-        return True
 
 
 def restart(rundir: RunDirectory, ready_timeout_s: float, out: TextIO) -> int:
@@ -161,7 +176,8 @@ def restart(rundir: RunDirectory, ready_timeout_s: float, out: TextIO) -> int:
         return EXIT_NOT_RUNNING
     if stop(rundir, force=False, out=out) != 0:
         stop(rundir, force=True, out=out)
-    return start(argv, rundir, ready_timeout_s, out)
+    log_file = Path(argv[argv.index("--log-file") + 1]) if "--log-file" in argv[:-1] else None
+    return start(argv, rundir, ready_timeout_s, out, log_file=log_file)
 
 
 def export_transcript(rundir: RunDirectory, fmt: str, lang: str | None, out: TextIO) -> int:

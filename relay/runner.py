@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from relay.control import add_control_routes
+from relay.logfile import log_to_file, settings_from_args
 from relay.modelstore import ModelError, resolve_model
 from relay.pipeline import Pipeline, PipelineSettings
 from relay.rundir import RunDirectory
@@ -90,9 +91,12 @@ def raise_open_files_limit(wanted: int = 65536) -> None:
 async def serve_relay(args: argparse.Namespace) -> int:
     raise_open_files_limit()
     rundir = RunDirectory(args.data)
-    rundir.claim()
+    rundir.claim()  # before the log: a relay that lost the race must not rotate the winner's log
     service: RelayService | None = None
     try:
+        log_settings = settings_from_args(args)
+        if log_settings is not None:
+            log_to_file(log_settings)
         if args.new_event:
             archive_transcript(rundir.path)
         operator_token = rundir.operator_token(token_file=args.operator_token_file)

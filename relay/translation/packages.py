@@ -1,4 +1,8 @@
-"""Argos Translate packages (.argosmodel): validate, install, discover; no argostranslate needed."""
+"""Argos Translate packages (.argosmodel): validate, install, discover; no argostranslate needed.
+
+Relay installs into its own directory, and also uses (read-only) the packages argostranslate itself
+installed, e.g. for LibreTranslate: `$ARGOS_PACKAGES_DIR`, else `~/.local/share/argos-translate/packages`.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ from relay.translation.types import ARGOS, EngineSpec
 _LOGGER = logging.getLogger(__name__)
 
 INSTALL_DIR_ENV = "RELAY_TRANSLATION_DIR"
+# As argostranslate.settings reads them (the second is its pre-1.2 name).
+ARGOS_DIR_ENVS = ("ARGOS_PACKAGES_DIR", "ARGOS_TRANSLATE_PACKAGES_DIR")
 METADATA = "metadata.json"
 SENTENCEPIECE = "sentencepiece.model"
 MODEL_BIN = "model/model.bin"
@@ -28,6 +34,10 @@ _INSTALL_LOCK = threading.Lock()
 
 class PackageError(ValueError):
     """A file is not a usable Argos Translate package."""
+
+
+class NotTranslation(PackageError):
+    """An Argos package of another kind (e.g. sentence boundary detection), not a translation."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +67,21 @@ def default_install_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "models" / "translation"
 
 
+def argos_packages_dir() -> Path:
+    """Where argostranslate installs packages: $ARGOS_PACKAGES_DIR, else its XDG data directory."""
+    for env in ARGOS_DIR_ENVS:
+        if os.environ.get(env):
+            return Path(os.environ[env]).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "argos-translate" / "packages"
+
+
+def package_dirs() -> list[Path]:
+    """Relay's own install directory first (it wins a direction both have), then argostranslate's."""
+    own, argos = default_install_dir(), argos_packages_dir()
+    return [own] if _same_dir(own, argos) else [own, argos]
+
+
 def parse_metadata(raw: bytes | str) -> dict[str, Any]:
     """Parse and validate a package's metadata.json; raise PackageError when unusable."""
     try:
@@ -66,7 +91,7 @@ def parse_metadata(raw: bytes | str) -> dict[str, Any]:
     if not isinstance(metadata, dict):
         raise PackageError(f"{METADATA} must hold a JSON object")
     if metadata.get("type", "translate") != "translate":
-        raise PackageError(f"package type {metadata.get('type')!r} is not a translation package")
+        raise NotTranslation(f"package type {metadata.get('type')!r} is not a translation package")
     for key in ("from_code", "to_code"):
         code = metadata.get(key)
         if not isinstance(code, str) or not _LANG_CODE.match(code):
@@ -123,8 +148,13 @@ def load_package(path: Path) -> ArgosPackage:
 
 
 def discover_packages(install_dir: Path | None = None) -> list[ArgosPackage]:
-    """List the valid packages under the install dir, skipping broken ones with a warning."""
-    root = install_dir or default_install_dir()
+    """The valid packages in `install_dir`, or else in every package directory, best first."""
+    roots = [install_dir] if install_dir else package_dirs()
+    return [package for root in roots for package in _packages_in(root)]
+
+
+def _packages_in(root: Path) -> list[ArgosPackage]:
+    """Read (never write) the package folders under `root`, skipping broken ones with a warning."""
     if not root.is_dir():
         return []
     packages = []
@@ -133,9 +163,18 @@ def discover_packages(install_dir: Path | None = None) -> list[ArgosPackage]:
             continue
         try:
             packages.append(load_package(folder))
+        except NotTranslation as err:
+            _LOGGER.debug("Not a translation package: %s: %s", folder, err)
         except PackageError as err:
             _LOGGER.warning("Skipping translation package: %s", err)
     return packages
+
+
+def _same_dir(first: Path, second: Path) -> bool:
+    try:
+        return first.resolve() == second.resolve()
+    except OSError:
+        return False
 
 
 def _single_top_folder(archive: zipfile.ZipFile) -> str:
