@@ -118,9 +118,19 @@ def _print_status(report: dict[str, Any], as_json: bool, out: TextIO) -> None:
         f"source     {source['state']} since {since}: {source['url']}\n"
         f"viewers    {report['viewers']}\n"
         f"captions   {report['captions_published']} published, language {report['language']}, "
-        f"delay {report['caption_delay_s']} s",
+        f"delay {report['caption_delay_s']} s\n"
+        f"transcript {_store_line(report.get('store') or {})}",
         file=out,
     )
+
+
+def _store_line(store: dict[str, Any]) -> str:
+    """How the durable transcript is doing, in words."""
+    if not store.get("durable", True):
+        return "not kept (no data directory)"
+    if store.get("ok", True):
+        return "written"
+    return f"FAILING: {store.get('pending', 0)} finals wait in memory ({store.get('error')})"
 
 
 def api_call(state: dict[str, Any], rundir: RunDirectory, method: str, path: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from relay.logfile import log_to_file, settings_from_args
 from relay.modelstore import ModelError, resolve_model
 from relay.pipeline import Pipeline, PipelineSettings
 from relay.rundir import RunDirectory
-from relay.server import ServerSettings, create_app, serve
+from relay.server import SLOTS_KEY, ServerSettings, create_app, serve
 from relay.service import RelayService
 from relay.source import SourceSettings
 from relay.store import transcript_path
@@ -106,6 +106,8 @@ async def serve_relay(args: argparse.Namespace) -> int:
         async with loaded_models(args) as (engine, translator):
             app = create_app(service.hub, settings=server_settings(args))
             add_control_routes(app, service, operator_token, viewer_token)
+            slots = app[SLOTS_KEY]
+            service.metrics.counter("relay_viewers_refused", "Viewer connections refused by the limits.", lambda: slots.refused)
             async with serve(app, args.host, args.port) as url:
                 await _run_service(service, engine, translator, rundir, url, args)
     finally:
