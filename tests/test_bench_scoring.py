@@ -1,0 +1,58 @@
+"""bench.scoring.speech_end_s: where an inserted clip's speech ends, from its audio."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.scoring import SPEECH_DIR, load_events, reference_ends, speech_end_s
+
+RATE = 16_000
+
+
+def _noise(seconds: float, level_db: float, rng: np.random.Generator) -> np.ndarray:
+    return rng.normal(0.0, 10 ** (level_db / 20), int(seconds * RATE)).astype(np.float32)
+
+
+def _tone(seconds: float, level_db: float) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (np.sqrt(2) * 10 ** (level_db / 20) * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+def test_end_is_the_last_frame_above_the_noise_floor() -> None:
+    rng = np.random.default_rng(1)
+    clip = np.concatenate([_noise(0.5, -60, rng), _tone(0.8, -20) + _noise(0.8, -60, rng), _noise(0.7, -60, rng)])
+    end = speech_end_s(clip, start_s=10.0)
+    assert 11.3 - 0.032 <= end <= 11.3 + 0.032
+    assert end < 10.0 + len(clip) / RATE
+
+
+def test_speech_running_to_the_clip_end_ends_at_the_clip_end() -> None:
+    rng = np.random.default_rng(2)
+    clip = np.concatenate([_noise(0.5, -55, rng), _tone(1.024, -25)])
+    assert speech_end_s(clip, start_s=3.0) == pytest.approx(3.0 + len(clip) / RATE)
+
+
+def test_faint_hiss_after_digital_silence_padding_is_not_speech() -> None:
+    rng = np.random.default_rng(3)
+    clip = np.concatenate([np.zeros(RATE, np.float32), _tone(0.64, -15), np.zeros(RATE // 2, np.float32),
+                           _noise(0.3, -85, rng), np.zeros(RATE // 2, np.float32)])
+    assert speech_end_s(clip) == pytest.approx(1.64, abs=0.032)
+
+
+def test_quiet_clip_end_is_its_start() -> None:
+    assert speech_end_s(np.zeros(100, np.float32), start_s=4.0) == 4.0
+
+
+@pytest.mark.skipif(not (SPEECH_DIR / "meeting.flac").exists(), reason="shared speech data not present")
+def test_meeting_reference_ends_lie_inside_their_clips() -> None:
+    from faster_whisper.audio import decode_audio
+
+    events = load_events()
+    ends = reference_ends(events, decode_audio(str(SPEECH_DIR / "meeting.flac")))
+    speech = [i for i, e in enumerate(events) if e.kind == "speech"]
+    assert sorted(ends) == speech
+    assert all(events[i].start < ends[i] <= events[i].end for i in speech)
+    # Asterisk prompts are padded with silence: their speech ends before the clip does.
+    padded = [i for i in speech if "-ast-" in events[i].id]
+    assert padded and all(ends[i] < events[i].end - 0.05 for i in padded)
