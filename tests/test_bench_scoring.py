@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.scoring import SPEECH_DIR, load_events, reference_ends, speech_end_s
+from bench.scoring import SPEECH_DIR, load_events, reference_spans, speech_end_s, speech_span_s
 
 RATE = 16_000
 
@@ -41,7 +41,15 @@ def test_faint_hiss_after_digital_silence_padding_is_not_speech() -> None:
 
 
 def test_quiet_clip_end_is_its_start() -> None:
-    assert speech_end_s(np.zeros(100, np.float32), start_s=4.0) == 4.0
+    assert speech_span_s(np.zeros(100, np.float32), start_s=4.0) == (4.0, 4.0)
+
+
+def test_start_is_the_first_frame_above_the_noise_floor() -> None:
+    rng = np.random.default_rng(4)
+    clip = np.concatenate([_noise(0.4, -60, rng), _tone(0.5, -20), _noise(0.4, -60, rng)])
+    start, end = speech_span_s(clip, start_s=2.0)
+    assert 2.4 - 0.032 <= start <= 2.4 + 0.001
+    assert start < end
 
 
 @pytest.mark.skipif(not (SPEECH_DIR / "meeting.flac").exists(), reason="shared speech data not present")
@@ -49,10 +57,10 @@ def test_meeting_reference_ends_lie_inside_their_clips() -> None:
     from faster_whisper.audio import decode_audio
 
     events = load_events()
-    ends = reference_ends(events, decode_audio(str(SPEECH_DIR / "meeting.flac")))
+    spans = reference_spans(events, decode_audio(str(SPEECH_DIR / "meeting.flac")))
     speech = [i for i, e in enumerate(events) if e.kind == "speech"]
-    assert sorted(ends) == speech
-    assert all(events[i].start < ends[i] <= events[i].end for i in speech)
+    assert sorted(spans) == speech
+    assert all(events[i].start <= spans[i][0] < spans[i][1] <= events[i].end for i in speech)
     # Asterisk prompts are padded with silence: their speech ends before the clip does.
     padded = [i for i in speech if "-ast-" in events[i].id]
-    assert padded and all(ends[i] < events[i].end - 0.05 for i in padded)
+    assert padded and all(spans[i][1] < events[i].end - 0.05 for i in padded)

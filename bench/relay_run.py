@@ -1,0 +1,198 @@
+"""Run `relay serve` for a benchmark and watch what it and its Apertium processes use.
+
+`ResourceSampler` reads, with psutil, the relay process and its children (recursively) every
+0.5 s: the peak of their summed RSS (shared pages, e.g. libraries, counted once per process) and
+of their summed PSS (shared pages split between the processes sharing them: the memory the
+whole really takes), and their CPU time between `start()` and `stop()`,
+split between the relay process itself (Whisper, VAD, the event loop, the translation client
+threads) and its Apertium children (lt-proc, apertium-*, cg-proc...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+RELAY = Path(sys.executable).with_name("relay")
+SAMPLE_EVERY_S = 0.5
+
+
+def start_relay(
+    data: Path, source: Path, extra: list[str] | None = None, viewer_buffer_bytes: int | None = None
+) -> tuple[subprocess.Popen, str]:
+    """Start `relay serve SOURCE --realtime` on a free port; return it and its base URL once viewers may connect.
+
+    With `viewer_buffer_bytes`, the relay runs through bench.relay_launch, which changes only
+    the server's per-viewer unsent-bytes limit.
+    """
+    command = [str(RELAY)] if viewer_buffer_bytes is None else [
+        sys.executable, "-m", "bench.relay_launch", "--viewer-buffer-bytes", str(viewer_buffer_bytes)]
+    proc = subprocess.Popen(
+        [*command, "serve", str(source), "--realtime", "--port", "0", "--data", str(data), *(extra or [])],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "viewers open" not in line:
+        proc.kill()
+        raise RuntimeError(f"relay did not start: {line!r}")
+    return proc, line.split("viewers open ", 1)[1].strip().rstrip("/")
+
+
+def source_state(url: str, data: Path) -> str:
+    """The relay's source state from its control API."""
+    token = (data / "operator.token").read_text().strip()
+    request = urllib.request.Request(url + "/api/status", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return str(json.loads(response.read())["source"]["state"])
+
+
+def wait_for_end(url: str, data: Path, timeout_s: float) -> bool:
+    """Until the relay reports its source ended (the transcript is then complete); False on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if source_state(url, data) == "ended":
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def stop_relay(proc: subprocess.Popen) -> None:
+    """SIGTERM (graceful), then kill if it does not exit."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def is_apertium(name: str) -> bool:
+    """Apertium's pipeline programs (lt-proc, apertium-transfer, cg-proc, lrx-proc...)."""
+    return name.startswith(("apertium", "lt-", "cg-", "lrx-", "hfst", "vislcg"))
+
+
+@dataclass(slots=True)
+class _Cpu:
+    relay_s: float = 0.0
+    apertium: dict[int, float] = field(default_factory=dict)  # pid -> CPU seconds seen last
+
+
+class ResourceSampler:
+    """Peak RSS and CPU seconds of a relay process and its Apertium children, sampled on a thread."""
+
+    def __init__(self, pid: int) -> None:
+        self._relay = psutil.Process(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="sampler", daemon=True)
+        self._lock = threading.Lock()
+        self._begin = _Cpu()
+        self._last = _Cpu()
+        self.peak_total_mb = self.peak_relay_mb = self.peak_apertium_mb = self.peak_pss_mb = 0.0
+        self.apertium_processes = 0
+        self.other_children: set[str] = set()
+        self.rss_mb: list[tuple[float, float]] = []  # (seconds since start, relay + Apertium)
+        self._started = 0.0
+
+    def start(self) -> None:
+        """Take the CPU baseline now and start sampling RSS."""
+        self._started = time.monotonic()
+        self._sample()
+        with self._lock:
+            self._begin = _Cpu(self._last.relay_s, dict(self._last.apertium))
+        self._thread.start()
+
+    def stop(self) -> dict[str, Any]:
+        """Take the last sample and return the figures."""
+        self._stop.set()
+        self._thread.join(5)
+        self._sample()
+        with self._lock:
+            relay_s = self._last.relay_s - self._begin.relay_s
+            apertium_s = sum(s - self._begin.apertium.get(pid, 0.0) for pid, s in self._last.apertium.items())
+        return {
+            "seconds": round(time.monotonic() - self._started, 1),
+            "cpu_s": {"relay_process": round(relay_s, 2), "apertium": round(apertium_s, 3)},
+            "peak_rss_mb": {"relay_and_apertium": round(self.peak_total_mb, 1),
+                            "relay_process": round(self.peak_relay_mb, 1),
+                            "apertium": round(self.peak_apertium_mb, 1)},
+            "peak_pss_mb_relay_and_apertium": round(self.peak_pss_mb, 1),
+            "apertium_processes": self.apertium_processes,
+            "other_children": sorted(self.other_children),
+        }
+
+    def _loop(self) -> None:
+        while not self._stop.wait(SAMPLE_EVERY_S):
+            self._sample()
+
+    def _sample(self) -> None:
+        try:
+            relay_cpu = self._relay.cpu_times()
+            relay_memory = self._relay.memory_full_info()
+            children = self._relay.children(recursive=True)
+        except psutil.Error:
+            return  # the relay exited: keep the last sample
+        relay_mb, pss_mb = relay_memory.rss / 2**20, relay_memory.pss / 2**20
+        apertium_mb, seen = 0.0, 0
+        with self._lock:
+            self._last.relay_s = relay_cpu.user + relay_cpu.system
+            for child in children:
+                try:
+                    name = child.name()
+                    cpu, memory = child.cpu_times(), child.memory_full_info()
+                except psutil.Error:
+                    continue
+                if not is_apertium(name):
+                    self.other_children.add(name)
+                    continue
+                seen += 1
+                apertium_mb += memory.rss / 2**20
+                pss_mb += memory.pss / 2**20
+                self._last.apertium[child.pid] = cpu.user + cpu.system
+            self.apertium_processes = max(self.apertium_processes, seen)
+            self.peak_relay_mb = max(self.peak_relay_mb, relay_mb)
+            self.peak_apertium_mb = max(self.peak_apertium_mb, apertium_mb)
+            self.peak_total_mb = max(self.peak_total_mb, relay_mb + apertium_mb)
+            self.peak_pss_mb = max(self.peak_pss_mb, pss_mb)
+            self.rss_mb.append((round(time.monotonic() - self._started, 1), round(relay_mb + apertium_mb, 1)))
+
+
+def run_conditions() -> dict[str, Any]:
+    """When and on what the run was taken, and how busy the machine was just before it."""
+    processes = list(psutil.process_iter(["name"]))
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.cpu_percent(None)
+    time.sleep(1.0)
+    busy = []
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            busy.append((process.cpu_percent(None), process.info["name"] or "?"))
+    busy.sort(reverse=True)
+    return {
+        "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpu_cores": psutil.cpu_count(),
+        "loadavg_1_5_15": [round(x, 2) for x in psutil.getloadavg()],
+        "busiest_processes_before": [f"{name} {pct:.0f} %" for pct, name in busy[:3]],
+    }
+
+
+def write_result(result: dict[str, Any], out: Path | None) -> None:
+    """Print the result as JSON and, with `out`, write it there too."""
+    text = json.dumps(result, indent=2, ensure_ascii=False)
+    print(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
