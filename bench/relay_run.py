@@ -28,18 +28,10 @@ RELAY = Path(sys.executable).with_name("relay")
 SAMPLE_EVERY_S = 0.5
 
 
-def start_relay(
-    data: Path, source: Path, extra: list[str] | None = None, viewer_buffer_bytes: int | None = None
-) -> tuple[subprocess.Popen, str]:
-    """Start `relay serve SOURCE --realtime` on a free port; return it and its base URL once viewers may connect.
-
-    With `viewer_buffer_bytes`, the relay runs through bench.relay_launch, which changes only
-    the server's per-viewer unsent-bytes limit.
-    """
-    command = [str(RELAY)] if viewer_buffer_bytes is None else [
-        sys.executable, "-m", "bench.relay_launch", "--viewer-buffer-bytes", str(viewer_buffer_bytes)]
+def start_relay(data: Path, source: Path, extra: list[str] | None = None) -> tuple[subprocess.Popen, str]:
+    """Start `relay serve SOURCE --realtime` on a free port; return it and its base URL once viewers may connect."""
     proc = subprocess.Popen(
-        [*command, "serve", str(source), "--realtime", "--port", "0", "--data", str(data), *(extra or [])],
+        [str(RELAY), "serve", str(source), "--realtime", "--port", "0", "--data", str(data), *(extra or [])],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     assert proc.stdout is not None
