@@ -54,7 +54,7 @@ class Crowd:
     ws_url: str
     viewers: int
     slow: int = 0
-    slow_read_bps: int = 200
+    slow_read_bps: int = 100
 
 
 class BenchViewer:

@@ -35,9 +35,9 @@ import psutil
 
 from bench.clients import Crowd, completeness, crowd_process, raise_fd_limit
 from bench.probe import MeasuringViewer
-from bench.relay_run import ResourceSampler, run_conditions, start_relay, stop_relay, write_result
+from bench.relay_run import ResourceSampler, metric, run_conditions, start_relay, stop_relay, write_result
 from bench.scoring import Event, assign_finals, load_events, reference_spans
-from bench.transcription import KINDS, MEETING, MEETING_SECONDS, clock_zero, looped_meeting, score
+from bench.transcription import MEETING, MEETING_SECONDS, clock_zero, looped_meeting, score, viewer_captions
 from bench.viewers import _recv_within
 from relay.store import TranscriptStore, transcript_path
 
@@ -66,6 +66,7 @@ def run_point(
             if not probe.ended.wait(MEETING_SECONDS + 120.0):
                 raise TimeoutError("the relay did not end the session")
             relay_rss_mb = psutil.Process(proc.pid).memory_info().rss / 2**20
+            dropped = metric(url, data, "relay_viewers_dropped")
             resources = sampler.stop()
             if client is not None:
                 ours.send((measure_from, 0))
@@ -80,10 +81,11 @@ def run_point(
         with TranscriptStore(transcript_path(data), readonly=True) as store:
             stored = store.all_finals()
     expected = {f.seq: zlib.crc32(f.frame_json.encode()) for f in stored}
-    captions = [{**a.message, "arrival": a.kernel_s} for a in result.arrivals if a.message["type"] in KINDS]
+    captions = viewer_captions(result.arrivals, {f.seq: f.caption for f in stored})
     point: dict[str, Any] = {
         "viewers": viewers, "slow": slow, "slow_read_bps": slow_read_bps if slow else None,
         "relay_rss_mb": round(relay_rss_mb, 1), "resources": resources,
+        "dropped_as_too_slow_by_relay": dropped,  # close 4001; a heartbeat (ping) timeout is not counted here
         "measuring_viewer": {
             "finals_as_in_transcript": {c["seq"]: c["text"] for c in captions if c["type"] == "final"}
             == {f.seq: f.caption.text for f in stored},

@@ -42,12 +42,24 @@ def start_relay(data: Path, source: Path, extra: list[str] | None = None) -> tup
     return proc, line.split("viewers open ", 1)[1].strip().rstrip("/")
 
 
+def _get(url: str, data: Path, path: str) -> bytes:
+    token = (data / "operator.token").read_text().strip()
+    request = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return bytes(response.read())
+
+
 def source_state(url: str, data: Path) -> str:
     """The relay's source state from its control API."""
-    token = (data / "operator.token").read_text().strip()
-    request = urllib.request.Request(url + "/api/status", headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return str(json.loads(response.read())["source"]["state"])
+    return str(json.loads(_get(url, data, "/api/status"))["source"]["state"])
+
+
+def metric(url: str, data: Path, name: str) -> float | None:
+    """One unlabelled value from the relay's /metrics."""
+    for line in _get(url, data, "/metrics").decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
 
 
 def wait_for_end(url: str, data: Path, timeout_s: float) -> bool:

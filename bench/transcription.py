@@ -27,11 +27,12 @@ from typing import Any
 import av
 import numpy as np
 
-from bench.probe import MeasuringViewer
+from bench.probe import Arrival, MeasuringViewer
 from bench.relay_run import ResourceSampler, run_conditions, start_relay, stop_relay, write_result
 from bench.scoring import (
     SPEECH_DIR, Event, assign_finals, load_events, percentile, reference_spans, wer, words_in_non_speech,
 )
+from relay.messages import Caption
 from relay.store import TranscriptStore, transcript_path
 
 MEETING = SPEECH_DIR / "meeting.flac"
@@ -86,18 +87,27 @@ def run_relay(source: Path, model: str, timeout_s: float) -> dict[str, Any]:
             stop_relay(proc)
         with TranscriptStore(transcript_path(data), readonly=True) as store:
             stored = {f.seq: f.caption for f in store.all_finals()}
-    captions = [{**a.message, "arrival": a.kernel_s} for a in result.arrivals if a.message["type"] in KINDS]
-    finals = {c["seq"]: c for c in reversed(captions) if c["type"] == "final"}  # first arrival per seq
-    for seq, final in finals.items():
-        final["mt_ms"] = stored[seq].mt_ms if seq in stored else None  # kept in the transcript, not on the wire
+    captions = viewer_captions(result.arrivals, stored)
     return {
-        "captions": [c for c in captions if c["type"] == "partial"] + sorted(finals.values(), key=lambda c: c["seq"]),
+        "captions": captions,
         "resources": resources,
         "probe": {"reads": result.reads, "reads_without_kernel_timestamp": result.reads_without_timestamp,
                   "reads_with_several_frames": result.reads_with_several_frames},
-        "finals_match_transcript": {seq: c["text"] for seq, c in finals.items()}
+        "finals_match_transcript": {c["seq"]: c["text"] for c in captions if c["type"] == "final"}
         == {seq: c.text for seq, c in stored.items()},
     }
+
+
+def viewer_captions(arrivals: list[Arrival], stored: dict[int, Caption]) -> list[dict[str, Any]]:
+    """The captions a measuring viewer got, each with its `arrival`: partials, then every final once.
+
+    A final's `mt_ms` is kept in the transcript, not sent on the wire: it is taken from there.
+    """
+    captions = [{**a.message, "arrival": a.kernel_s} for a in arrivals if a.message["type"] in KINDS]
+    finals = {c["seq"]: c for c in reversed(captions) if c["type"] == "final"}  # first arrival per seq
+    for seq, final in finals.items():
+        final["mt_ms"] = stored[seq].mt_ms if seq in stored else None
+    return [c for c in captions if c["type"] == "partial"] + sorted(finals.values(), key=lambda c: c["seq"])
 
 
 def clock_zero(captions: list[dict[str, Any]]) -> float:

@@ -3,7 +3,7 @@
 The caption server and a publisher (a partial every second, a final every three)
 run in the measuring process; the viewers (bench.clients) are `websockets` Sans-I/O
 clients, one asyncio loop in a separate process, some of which read slowly
-(`--slow-read-bps`, default 200 B/s, below the caption stream's rate, so they fall behind,
+(`--slow-read-bps`, default 100 B/s, below the caption stream's rate, so they fall behind,
 are dropped by the server and resume with `since`). Each caption's `sent` is its publish
 time. Two delays are reported per message: `arrival` (kernel receive timestamp on the
 viewer's socket, what the relay controls) and the plain `p50/p99` (when the viewer process
@@ -53,7 +53,7 @@ class Point:
     viewers: int
     slow: int
     seconds: float
-    slow_read_bps: int = 200
+    slow_read_bps: int = 100
     max_buffer_bytes: int = ServerSettings().max_buffer_bytes
     warmup_s: float = 3.0
     partial_interval_s: float = 1.0
@@ -209,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--viewers", default="100,1000,5000", help="comma-separated viewer counts")
     parser.add_argument("--seconds", type=float, default=25.0, help="measured seconds per point")
     parser.add_argument("--slow", type=float, default=0.1, help="fraction of slow viewers in the second run of each count")
-    parser.add_argument("--slow-read-bps", type=int, default=200, help="bytes a second a slow viewer reads")
+    parser.add_argument("--slow-read-bps", type=int, default=100, help="bytes a second a slow viewer reads")
     parser.add_argument("--viewer-buffer-kib", type=int, default=1024, help="server's per-viewer unsent limit (product: 1024)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
