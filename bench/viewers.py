@@ -4,7 +4,7 @@ The caption server and a publisher (a partial every second, a final every three)
 run in the measuring process; the viewers (bench.clients) are `websockets` Sans-I/O
 clients, one asyncio loop in a separate process, some of which read slowly
 (`--slow-read-bps`, default 100 B/s, below the caption stream's rate, so they fall behind,
-are dropped by the server and resume with `since`). Each caption's `sent` is its publish
+are closed by the server and resume with `since`; `finals` says how their connections ended). Each caption's `sent` is its publish
 time. Two delays are reported per message: `arrival` (kernel receive timestamp on the
 viewer's socket, what the relay controls) and the plain `p50/p99` (when the viewer process
 handled it, which adds this one process's backlog of thousands of sockets). Each point runs
