@@ -35,7 +35,7 @@ import psutil
 
 from bench.clients import Crowd, completeness, crowd_process, raise_fd_limit
 from bench.probe import MeasuringViewer
-from bench.relay_run import ResourceSampler, metric, run_conditions, start_relay, stop_relay, write_result
+from bench.relay_run import ResourceSampler, histogram_ms, metric, run_conditions, start_relay, stop_relay, write_result
 from bench.scoring import Event, assign_finals, load_events, reference_spans
 from bench.transcription import MEETING, MEETING_SECONDS, clock_zero, looped_meeting, score, viewer_captions
 from bench.viewers import _recv_within
@@ -67,6 +67,7 @@ def run_point(
                 raise TimeoutError("the relay did not end the session")
             relay_rss_mb = psutil.Process(proc.pid).memory_info().rss / 2**20
             dropped = metric(url, data, "relay_viewers_dropped")
+            mt_ms = histogram_ms(url, data, "relay_translation_seconds")
             resources = sampler.stop()
             if client is not None:
                 ours.send((measure_from, 0))
@@ -81,11 +82,12 @@ def run_point(
         with TranscriptStore(transcript_path(data), readonly=True) as store:
             stored = store.all_finals()
     expected = {f.seq: zlib.crc32(f.frame_json.encode()) for f in stored}
-    captions = viewer_captions(result.arrivals, {f.seq: f.caption for f in stored})
+    captions = viewer_captions(result.arrivals)
     point: dict[str, Any] = {
         "viewers": viewers, "slow": slow, "slow_read_bps": slow_read_bps if slow else None,
         "relay_rss_mb": round(relay_rss_mb, 1), "resources": resources,
         "dropped_as_too_slow_by_relay": dropped,  # close 4001; a heartbeat (ping) timeout is not counted here
+        "mt_ms": mt_ms,
         "measuring_viewer": {
             "finals_as_in_transcript": {c["seq"]: c["text"] for c in captions if c["type"] == "final"}
             == {f.seq: f.caption.text for f in stored},

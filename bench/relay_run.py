@@ -54,6 +54,28 @@ def source_state(url: str, data: Path) -> str:
     return str(json.loads(_get(url, data, "/api/status"))["source"]["state"])
 
 
+def histogram_ms(url: str, data: Path, name: str) -> dict[str, Any]:
+    """A seconds histogram from the relay's /metrics, in ms: count, mean, and the bucket bounds
+    p50 and p95 fall under (the relay keeps buckets, not samples)."""
+    bounds: list[tuple[float, float]] = []
+    count = total = 0.0
+    for line in _get(url, data, "/metrics").decode().splitlines():
+        if line.startswith(name + "_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            bounds.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+        elif line.startswith(name + "_count "):
+            count = float(line.split()[1])
+        elif line.startswith(name + "_sum "):
+            total = float(line.split()[1])
+
+    def at_most(q: float) -> float | None:
+        bound = next((le for le, cumulative in sorted(bounds) if count and cumulative >= q * count), None)
+        return None if bound is None else round(bound * 1000, 1)
+
+    return {"n": int(count), "mean": round(1000 * total / count, 2) if count else None,
+            "p50_at_most": at_most(0.5), "p95_at_most": at_most(0.95)}
+
+
 def metric(url: str, data: Path, name: str) -> float | None:
     """One unlabelled value from the relay's /metrics."""
     for line in _get(url, data, "/metrics").decode().splitlines():

@@ -28,11 +28,10 @@ import av
 import numpy as np
 
 from bench.probe import Arrival, MeasuringViewer
-from bench.relay_run import ResourceSampler, run_conditions, start_relay, stop_relay, write_result
+from bench.relay_run import ResourceSampler, histogram_ms, run_conditions, start_relay, stop_relay, write_result
 from bench.scoring import (
     SPEECH_DIR, Event, assign_finals, load_events, percentile, reference_spans, wer, words_in_non_speech,
 )
-from relay.messages import Caption
 from relay.store import TranscriptStore, transcript_path
 
 MEETING = SPEECH_DIR / "meeting.flac"
@@ -82,14 +81,16 @@ def run_relay(source: Path, model: str, timeout_s: float) -> dict[str, Any]:
             if not probe.ended.wait(timeout_s):
                 raise TimeoutError(f"the relay did not end the session within {timeout_s} s")
             resources = sampler.stop()
+            mt_ms = histogram_ms(url, data, "relay_translation_seconds")
         finally:
             result = probe.stop()
             stop_relay(proc)
         with TranscriptStore(transcript_path(data), readonly=True) as store:
             stored = {f.seq: f.caption for f in store.all_finals()}
-    captions = viewer_captions(result.arrivals, stored)
+    captions = viewer_captions(result.arrivals)
     return {
         "captions": captions,
+        "mt_ms": mt_ms,
         "resources": resources,
         "probe": {"reads": result.reads, "reads_without_kernel_timestamp": result.reads_without_timestamp,
                   "reads_with_several_frames": result.reads_with_several_frames},
@@ -98,15 +99,10 @@ def run_relay(source: Path, model: str, timeout_s: float) -> dict[str, Any]:
     }
 
 
-def viewer_captions(arrivals: list[Arrival], stored: dict[int, Caption]) -> list[dict[str, Any]]:
-    """The captions a measuring viewer got, each with its `arrival`: partials, then every final once.
-
-    A final's `mt_ms` is kept in the transcript, not sent on the wire: it is taken from there.
-    """
+def viewer_captions(arrivals: list[Arrival]) -> list[dict[str, Any]]:
+    """The captions a measuring viewer got, each with its `arrival`: partials, then every final once."""
     captions = [{**a.message, "arrival": a.kernel_s} for a in arrivals if a.message["type"] in KINDS]
     finals = {c["seq"]: c for c in reversed(captions) if c["type"] == "final"}  # first arrival per seq
-    for seq, final in finals.items():
-        final["mt_ms"] = stored[seq].mt_ms if seq in stored else None
     return [c for c in captions if c["type"] == "partial"] + sorted(finals.values(), key=lambda c: c["seq"])
 
 
@@ -143,7 +139,6 @@ def score(events: list[Event], spans: dict[int, tuple[float, float]], captions: 
         if first:
             first_socket_s.append(min(c["arrival"] for c in first) - zero - speech_start)
             first_wall_s.append(min(c["wall"] for c in first) - speech_start)
-    mt_ms = [c["mt_ms"] for c in finals if c.get("mt_ms") is not None]
     return {
         "utterances": len(assigned),
         "wer": {lang: round(100 * wer(b["refs"], b["hyps"]), 1) for lang, b in sorted(per_lang.items())},
@@ -153,7 +148,6 @@ def score(events: list[Event], spans: dict[int, tuple[float, float]], captions: 
         "first_partial_delay_s": {"viewer_socket": _stats(first_socket_s), "wall": _stats(first_wall_s),
                                   "utterances_with_a_partial": len(first_socket_s)},
         "words_in_non_speech": words_in_non_speech(events, finals),
-        "mt_ms": _stats(mt_ms),
         "finals": len(finals),
         "partials": len(partials),
         "clock_zero_unix": round(zero, 4),
@@ -264,6 +258,7 @@ def main() -> None:
         "streaming": score(events, spans, run["captions"]) if args.loops == 1 else None,
         "finals_match_transcript": run["finals_match_transcript"],
         "probe": run["probe"],
+        "mt_ms": run["mt_ms"],
         "resources": run["resources"],
         "cpu_s_per_audio_s": {"relay_process": round(cpu["relay_process"] / audio_s, 3),
                               "apertium": round(cpu["apertium"] / audio_s, 4),
