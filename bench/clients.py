@@ -270,7 +270,7 @@ def completeness(got: dict[str, Any], expected: dict[int, int | None], slow: int
             "viewers": len(healthy),
             "complete": sum(1 for held in healthy if set(held) == set(expected) and not wrong(held)),
             "missing_finals": sum(len(set(expected) - set(held)) for held in healthy),
-            "differing_from_transcript": sum(wrong(held) for held in healthy),
+            "differing_from_published": sum(wrong(held) for held in healthy),
             "reconnected": sum(1 for n in got["connections"][slow:] if n > 1),
         },
         "duplicates": sum(got["duplicates"]),
@@ -284,7 +284,7 @@ def completeness(got: dict[str, Any], expected: dict[int, int | None], slow: int
         report["slow"] = {
             "viewers": slow,
             "without_gap": sum(1 for held in held_slow if set(held) == {s for s in expected if s <= max(held, default=0)}),
-            "differing_from_transcript": sum(wrong(held) for held in held_slow),
+            "differing_from_published": sum(wrong(held) for held in held_slow),
             "finals_behind_at_end": {"p50": float(np.median(behind)), "max": max(behind)},
             "connections": {"p50": float(np.median(got["connections"][:slow])), "max": max(got["connections"][:slow])},
             "connection_ends": dict(ends),  # "4001": dropped as too slow; "lost": no close frame (e.g. ping timeout)
