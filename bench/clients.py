@@ -60,7 +60,9 @@ class Crowd:
 class BenchViewer:
     """One viewer; reconnects with `since` whenever its connection ends, until stopped."""
 
-    def __init__(self, address: tuple[str, int], ws_url: str, read_bps: int | None, first: asyncio.Future[None]) -> None:
+    def __init__(
+        self, address: tuple[str, int], ws_url: str, read_bps: int | None, first: asyncio.Future[None]
+    ) -> None:
         self.address, self.ws_url, self.read_bps = address, ws_url, read_bps
         self.first = first  # resolved by the first hello
         self.samples: list[tuple[float, float, float]] = []  # (sent, arrival delay, handled delay)
@@ -283,10 +285,15 @@ def completeness(got: dict[str, Any], expected: dict[int, int | None], slow: int
             ends.update(per_viewer)
         report["slow"] = {
             "viewers": slow,
-            "without_gap": sum(1 for held in held_slow if set(held) == {s for s in expected if s <= max(held, default=0)}),
+            "without_gap": sum(1 for held in held_slow if set(held) == _up_to(expected, max(held, default=0))),
             "differing_from_published": sum(wrong(held) for held in held_slow),
             "finals_behind_at_end": {"p50": float(np.median(behind)), "max": max(behind)},
             "connections": {"p50": float(np.median(got["connections"][:slow])), "max": max(got["connections"][:slow])},
             "connection_ends": dict(ends),  # "4001": dropped as too slow; "lost": no close frame (e.g. ping timeout)
         }
     return report
+
+
+def _up_to(expected: dict[int, int | None], last: int) -> set[int]:
+    """The published finals up to seq `last`."""
+    return {seq for seq in expected if seq <= last}

@@ -23,6 +23,7 @@ at the largest count. Per point:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import multiprocessing
 import tempfile
 import time
@@ -46,48 +47,13 @@ def run_point(
     viewers: int, slow: int, slow_read_bps: int, events: list[Event], spans: dict, source: Path = MEETING
 ) -> dict[str, Any]:
     """One run of the meeting with `viewers` viewers, `slow` of them slow readers."""
-    raise_fd_limit(viewers + 256)
-    spawn = multiprocessing.get_context("spawn")
-    ours, theirs = spawn.Pipe()
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "data"
-        proc, url = start_relay(data, source)
-        ws_url = url.replace("http", "ws", 1) + "/ws"
-        sampler, probe, client, got = ResourceSampler(proc.pid), MeasuringViewer(ws_url), None, None
-        try:
-            probe.start()
-            if viewers:
-                client = spawn.Process(target=crowd_process, args=(Crowd(ws_url, viewers, slow, slow_read_bps), theirs))
-                client.start()
-                if _recv_within(ours, 300.0, client) != "ready":
-                    raise RuntimeError("viewers failed to connect")
-            measure_from = time.time()
-            sampler.start()
-            if not probe.ended.wait(MEETING_SECONDS + 120.0):
-                raise TimeoutError("the relay did not end the session")
-            relay_rss_mb = psutil.Process(proc.pid).memory_info().rss / 2**20
-            dropped = metric(url, data, "relay_viewers_dropped")
-            mt_ms = histogram_ms(url, data, "relay_translation_seconds")
-            resources = sampler.stop()
-            if client is not None:
-                ours.send((measure_from, 0))
-                got = _recv_within(ours, 120.0, client)
-        finally:
-            result = probe.stop()
-            if client is not None:
-                client.join(30)
-                if client.is_alive():
-                    client.kill()
-            stop_relay(proc)
-        with TranscriptStore(transcript_path(data), readonly=True) as store:
-            stored = store.all_finals()
-    expected = {f.seq: zlib.crc32(f.frame_json.encode()) for f in stored}
-    captions = viewer_captions(result.arrivals)
+    crowd = Crowd("", viewers, slow, slow_read_bps)
+    run = _run(crowd, source)
+    stored = run.pop("stored")
+    captions = viewer_captions(run.pop("probe").arrivals)
+    got = run.pop("got")
     point: dict[str, Any] = {
-        "viewers": viewers, "slow": slow, "slow_read_bps": slow_read_bps if slow else None,
-        "relay_rss_mb": round(relay_rss_mb, 1), "resources": resources,
-        "dropped_as_too_slow_by_relay": dropped,  # close 4001; a heartbeat (ping) timeout is not counted here
-        "mt_ms": mt_ms,
+        "viewers": viewers, "slow": slow, "slow_read_bps": slow_read_bps if slow else None, **run,
         "measuring_viewer": {
             "finals_as_in_transcript": {c["seq"]: c["text"] for c in captions if c["type"] == "final"}
             == {f.seq: f.caption.text for f in stored},
@@ -95,8 +61,50 @@ def run_point(
         },
     }
     if got is not None:
+        expected = {f.seq: zlib.crc32(f.frame_json.encode()) for f in stored}
         point.update(_crowd_figures(got, expected, slow, events, spans, stored, clock_zero(captions)))
     return point
+
+
+def _run(crowd: Crowd, source: Path) -> dict[str, Any]:
+    """Run the relay with the measuring viewer and `crowd`; return what each observed."""
+    raise_fd_limit(crowd.viewers + 256)
+    spawn = multiprocessing.get_context("spawn")
+    ours, theirs = spawn.Pipe()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        proc, url = start_relay(data, source)
+        crowd = dataclasses.replace(crowd, ws_url=url.replace("http", "ws", 1) + "/ws")
+        sampler, probe, client, out = ResourceSampler(proc.pid), MeasuringViewer(crowd.ws_url), None, {"got": None}
+        try:
+            probe.start()
+            if crowd.viewers:
+                client = spawn.Process(target=crowd_process, args=(crowd, theirs))
+                client.start()
+                if _recv_within(ours, 300.0, client) != "ready":
+                    raise RuntimeError("viewers failed to connect")
+            measure_from = time.time()
+            sampler.start()
+            if not probe.ended.wait(MEETING_SECONDS + 120.0):
+                raise TimeoutError("the relay did not end the session")
+            out["relay_rss_mb"] = round(psutil.Process(proc.pid).memory_info().rss / 2**20, 1)
+            # close 4001 only: a heartbeat (ping) timeout is not counted here
+            out["dropped_as_too_slow_by_relay"] = metric(url, data, "relay_viewers_dropped")
+            out["mt_ms"] = histogram_ms(url, data, "relay_translation_seconds")
+            out["resources"] = sampler.stop()
+            if client is not None:
+                ours.send((measure_from, 0))
+                out["got"] = _recv_within(ours, 120.0, client)
+        finally:
+            out["probe"] = probe.stop()
+            if client is not None:
+                client.join(30)
+                if client.is_alive():
+                    client.kill()
+            stop_relay(proc)
+        with TranscriptStore(transcript_path(data), readonly=True) as store:
+            out["stored"] = store.all_finals()
+    return out
 
 
 def _crowd_figures(got: dict, expected: dict[int, int], slow: int, events: list[Event], spans: dict,

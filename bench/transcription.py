@@ -122,6 +122,7 @@ def score(events: list[Event], spans: dict[int, tuple[float, float]], captions: 
     partials = [c for c in captions if c["type"] == "partial" and c["text"]]
     zero = clock_zero(captions)
     assigned = assign_finals(events, finals)
+    partials_of = assign_finals(events, partials)  # by overlap: a partial may start in the padding before
     per_lang: dict[str, dict[str, list]] = {}
     socket_s, wall_s, clip_end_s, first_socket_s, first_wall_s, lang_right = [], [], [], [], [], 0
     for index, got in assigned.items():
@@ -135,7 +136,7 @@ def score(events: list[Event], spans: dict[int, tuple[float, float]], captions: 
             socket_s.append(max(c["arrival"] for c in got) - zero - speech_end)
             wall_s.append(max(c["wall"] for c in got) - speech_end)
             clip_end_s.append(max(c["wall"] for c in got) - event.end)
-        first = [c for c in partials if event.start <= c["start"] < event.end]
+        first = partials_of[index]
         if first:
             first_socket_s.append(min(c["arrival"] for c in first) - zero - speech_start)
             first_wall_s.append(min(c["wall"] for c in first) - speech_start)

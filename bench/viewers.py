@@ -1,14 +1,14 @@
-"""Viewer fan-out benchmark: delivery delay and server memory per viewer.
+"""Viewer fan-out benchmark: delivery delay, server memory per viewer, what every viewer got.
 
-The caption server and a publisher (a partial every second, a final every three)
-run in the measuring process; the viewers (bench.clients) are `websockets` Sans-I/O
-clients, one asyncio loop in a separate process, some of which read slowly
-(`--slow-read-bps`, default 100 B/s, below the caption stream's rate, so they fall behind,
-are closed by the server and resume with `since`; `finals` says how their connections ended). Each caption's `sent` is its publish
-time. Two delays are reported per message: `arrival` (kernel receive timestamp on the
-viewer's socket, what the relay controls) and the plain `p50/p99` (when the viewer process
-handled it, which adds this one process's backlog of thousands of sockets). Each point runs
-in a fresh server process so memory freed by one point cannot flatter the next one's RSS.
+The caption server and a publisher (a partial every second, a final every three) run in the
+measuring process; the viewers (bench.clients) are `websockets` Sans-I/O clients, one asyncio
+loop in a separate process, some of which read slowly (`--slow-read-bps`, default 100 B/s,
+below the caption stream's rate, so they fall behind, are closed by the server and resume with
+`since`; `finals` says how their connections ended). Each caption's `sent` is its publish time.
+Two delays are reported per message: `arrival` (kernel receive timestamp on the viewer's
+socket, what the relay controls) and the plain `p50/p99` (when the viewer process handled it,
+which adds this one process's backlog of thousands of sockets). Each point runs in a fresh
+server process so memory freed by one point cannot flatter the next one's RSS.
 
     python -m bench.viewers [--viewers 100,1000,5000] [--seconds 25] [--slow 0.1] [--out FILE]
 """
@@ -208,9 +208,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--viewers", default="100,1000,5000", help="comma-separated viewer counts")
     parser.add_argument("--seconds", type=float, default=25.0, help="measured seconds per point")
-    parser.add_argument("--slow", type=float, default=0.1, help="fraction of slow viewers in the second run of each count")
+    parser.add_argument("--slow", type=float, default=0.1, help="slow share in the second run of each count")
     parser.add_argument("--slow-read-bps", type=int, default=100, help="bytes a second a slow viewer reads")
-    parser.add_argument("--viewer-buffer-kib", type=int, default=1024, help="server's per-viewer unsent limit (product: 1024)")
+    parser.add_argument("--viewer-buffer-kib", type=int, default=1024, help="server's unsent limit a viewer (1024)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.viewers.split(",")]

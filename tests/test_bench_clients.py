@@ -28,7 +28,7 @@ def test_a_viewer_that_kept_up_is_complete_only_with_every_final_byte_for_byte()
 
 def test_a_slow_viewer_behind_is_fine_but_a_gap_is_not() -> None:
     expected = {1: None, 2: None, 3: None, 4: None}
-    got = _got([{1: (0, 0.0), 2: (0, 0.0)}, {1: (0, 0.0), 3: (0, 0.0)}, {1: (0, 0.0), 2: (0, 0.0), 3: (0, 0.0), 4: (0, 0.0)}])
+    got = _got([dict.fromkeys((1, 2), (0, 0.0)), dict.fromkeys((1, 3), (0, 0.0)), dict.fromkeys((1, 2, 3, 4), (0, 0.0))])
     report = completeness(got, expected, slow=2)
     assert report["slow"]["without_gap"] == 1
     assert report["slow"]["finals_behind_at_end"]["max"] == 2

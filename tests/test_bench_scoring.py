@@ -64,3 +64,31 @@ def test_meeting_reference_ends_lie_inside_their_clips() -> None:
     # Asterisk prompts are padded with silence: their speech ends before the clip does.
     padded = [i for i in speech if "-ast-" in events[i].id]
     assert padded and all(spans[i][1] < events[i].end - 0.05 for i in padded)
+
+
+def test_delays_run_from_the_speech_to_the_socket_and_first_partials_count_partials_only() -> None:
+    from bench.scoring import Event
+    from bench.transcription import score
+
+    zero = 1000.0
+    events = [Event("speech", 1.0, 4.0, "en", "good morning everyone", "a"),
+              Event("silence", 4.0, 5.0),
+              Event("speech", 5.0, 8.0, "en", "thank you", "b")]
+    spans = {0: (1.2, 3.5), 2: (5.1, 7.0)}
+
+    def caption(kind: str, start: float, end: float, text: str, wall: float, arrival: float) -> dict:
+        return {"type": kind, "lang": "en", "start": start, "end": end, "text": text, "wall": wall,
+                "sent": zero + wall, "arrival": zero + arrival}
+
+    captions = [
+        caption("partial", 0.9, 2.0, "good", 2.0, 2.1),  # starts in the padding before the clip: still counted
+        caption("final", 0.9, 3.6, "good morning everyone", 4.0, 4.1),
+        caption("final", 5.0, 7.1, "thank you", 7.5, 7.6),  # no partial: must not count as a first partial
+    ]
+    result = score(events, spans, captions)
+    assert result["final_delay_s"]["viewer_socket"]["p50"] == pytest.approx((0.6 + 0.6) / 2)
+    assert result["final_delay_s"]["wall"]["max"] == pytest.approx(0.5)
+    assert result["final_delay_s"]["wall_after_clip_end"]["max"] == pytest.approx(0.0)
+    assert result["first_partial_delay_s"]["utterances_with_a_partial"] == 1
+    assert result["first_partial_delay_s"]["viewer_socket"]["p50"] == pytest.approx(2.1 - 1.2)
+    assert result["wer"] == {"en": 0.0}
