@@ -68,6 +68,7 @@ class BenchViewer:
         self.samples: list[tuple[float, float, float]] = []  # (sent, arrival delay, handled delay)
         self.finals: dict[int, tuple[int, float]] = {}  # seq -> (CRC-32 of the frame's JSON, arrival)
         self.duplicates = 0
+        self.bytes_read = 0
         self.connections = 0
         self.closes: Counter[str] = Counter()
         self.session: str | None = None
@@ -121,6 +122,7 @@ class BenchViewer:
         if not data:
             self._connection_over("lost" if protocol.close_rcvd is None else str(protocol.close_rcvd.code))
             return -1
+        self.bytes_read += len(data)
         arrived = next((_timespec(raw) for _, kind, raw in ancillary if kind == _SO_TIMESTAMPNS), time.time())
         now = time.time()
         protocol.receive_data(data)
@@ -215,6 +217,7 @@ def summarise_crowd(viewers: list[BenchViewer], slow: int, measure_from: float) 
         "arrival": delays[:, 0],
         "delays": delays[:, 1],
         "min_received": min(map(len, kept), default=0),
+        "bytes_read_median": float(np.median([v.bytes_read for v in healthy])) if healthy else 0.0,
         "finals": [v.finals for v in viewers],
         "duplicates": [v.duplicates for v in viewers],
         "connections": [v.connections for v in viewers],

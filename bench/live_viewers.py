@@ -13,8 +13,9 @@ at the largest count. Per point:
   viewer's connections ended;
 - the final caption's delay after the end of its utterance's speech (located in the audio),
   at the sockets of every viewer that kept up (kernel receive time; the relay clock's zero from
-  the run's `sent - wall`, see bench.transcription.clock_zero), at the measuring viewer's
-  socket, and as the relay's `wall`;
+  the run's `sent - wall`, see bench.transcription.clock_zero; utterances whose final was
+  published once every viewer was connected), at the measuring viewer's socket (connected
+  before the source starts: every utterance), and as the relay's `wall`;
 - publish → socket and publish → handled delay of every caption frame (from each frame's `sent`);
 - relay process RSS per viewer against the point without viewers, and peak RSS/PSS of the
   relay with its Apertium processes.
@@ -51,7 +52,7 @@ def run_point(
     run = _run(crowd, source)
     stored = run.pop("stored")
     captions = viewer_captions(run.pop("probe").arrivals)
-    got = run.pop("got")
+    got, measure_from = run.pop("got"), run.pop("measure_from")
     point: dict[str, Any] = {
         "viewers": viewers, "slow": slow, "slow_read_bps": slow_read_bps if slow else None, **run,
         "measuring_viewer": {
@@ -62,7 +63,11 @@ def run_point(
     }
     if got is not None:
         expected = {f.seq: zlib.crc32(f.frame_json.encode()) for f in stored}
-        point.update(_crowd_figures(got, expected, slow, events, spans, stored, clock_zero(captions)))
+        published = {f.seq: f.published_at for f in stored}
+        # finals published once every viewer was connected (earlier ones reached them as a replay)
+        ends = {seq: end for seq, end in _last_final_per_utterance(events, spans, stored).items()
+                if published[seq] >= measure_from}
+        point.update(_crowd_figures(got, expected, slow, ends, clock_zero(captions), run["resources"]["seconds"]))
     return point
 
 
@@ -83,7 +88,7 @@ def _run(crowd: Crowd, source: Path) -> dict[str, Any]:
                 client.start()
                 if _recv_within(ours, 300.0, client) != "ready":
                     raise RuntimeError("viewers failed to connect")
-            measure_from = time.time()
+            out["measure_from"] = measure_from = time.time()
             sampler.start()
             if not probe.ended.wait(MEETING_SECONDS + 120.0):
                 raise TimeoutError("the relay did not end the session")
@@ -107,25 +112,25 @@ def _run(crowd: Crowd, source: Path) -> dict[str, Any]:
     return out
 
 
-def _crowd_figures(got: dict, expected: dict[int, int], slow: int, events: list[Event], spans: dict,
-                   stored: list, zero: float) -> dict[str, Any]:
-    """Completeness, delivery delays and speech-end → socket delays of the crowd."""
+def _crowd_figures(
+    got: dict, expected: dict[int, int], slow: int, ends: dict[int, float], zero: float, duration_s: float
+) -> dict[str, Any]:
+    """Completeness, delivery delays and speech-end → socket delays (`ends`: seq -> end of speech) of the crowd."""
     arrival_ms, handled_ms = got["arrival"] * 1000, got["delays"] * 1000
-    last_of_utterance = _last_final_per_utterance(events, spans, stored)
     after_speech = np.array([
-        held[seq][1] - zero - end
-        for held in got["finals"][slow:] for seq, end in last_of_utterance.items() if seq in held
+        held[seq][1] - zero - end for held in got["finals"][slow:] for seq, end in ends.items() if seq in held
     ])
     return {
         "finals": completeness(got, expected, slow),
         "final_delay_s_at_every_socket": {
             "p50": _pct(after_speech, 50, 2), "p95": _pct(after_speech, 95, 2), "p99": _pct(after_speech, 99, 2),
-            "samples": int(after_speech.size), "utterances": len(last_of_utterance),
+            "samples": int(after_speech.size), "utterances": len(ends),
         },
         "frames": int(handled_ms.size),
         "publish_to_socket_ms": {"p50": _pct(arrival_ms, 50), "p99": _pct(arrival_ms, 99)},
         "publish_to_handled_ms": {"p50": _pct(handled_ms, 50), "p99": _pct(handled_ms, 99)},
         "kept_up_received_min": got["min_received"],
+        "stream_bytes_per_s": round(got["bytes_read_median"] / duration_s),  # a viewer that kept up, median
     }
 
 

@@ -24,17 +24,20 @@ from bench.transcription import MEETING, MEETING_SECONDS, drift, looped_meeting
 from relay.store import TranscriptStore, transcript_path
 
 
-def run(loops: int) -> dict[str, Any]:
+def run(loops: int, seconds: float | None = None) -> dict[str, Any]:
+    """The looped meeting through `relay serve`; `seconds` (one loop only) cuts it short for a smoke test."""
     from faster_whisper.audio import decode_audio
 
-    events = load_events()
+    if seconds is not None and loops != 1:
+        raise ValueError("--seconds is for a smoke test of one loop")
+    events = [e for e in load_events() if seconds is None or e.end <= seconds]
     spans = reference_spans(events, decode_audio(str(MEETING)))
     with tempfile.TemporaryDirectory() as tmp:
-        source = looped_meeting(loops, Path(tmp))
+        source = looped_meeting(loops, Path(tmp), seconds)
         data = Path(tmp) / "data"
         proc, url = start_relay(data, source)
         sampler = ResourceSampler(proc.pid)
-        total_s = loops * MEETING_SECONDS
+        total_s = loops * (seconds or MEETING_SECONDS)
         try:
             sampler.start()
             time.sleep(total_s)
@@ -72,10 +75,11 @@ def resources_samples(samples: list[tuple[float, float]], every_s: float) -> lis
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--loops", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=None, help="one loop of the first SECONDS (smoke test)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     conditions = run_conditions()
-    write_result({**conditions, **run(args.loops)}, args.out)
+    write_result({**conditions, **run(args.loops, args.seconds)}, args.out)
 
 
 if __name__ == "__main__":

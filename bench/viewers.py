@@ -167,6 +167,7 @@ def _summarise(
         "fanout_max_ms": _percentile(result["fanout_ms"], 100),
         "captions_published": expected,
         "kept_up_received_min": result["min_received"],
+        "stream_bytes_per_s": round(result["bytes_read_median"] / (point.seconds + point.warmup_s)),
         "dropped_by_server": result["dropped"],
         "viewers_still_attached": attached,
         "server_rss_empty_mb": round(rss_empty / 2**20, 1),
