@@ -186,12 +186,12 @@ def offline_ceiling(events: list[Event], model: str) -> dict[str, Any]:
 
 
 def looped_spans(
-    events_per_loop: list[Event], spans_per_loop: dict[int, tuple[float, float]], loops: int
+    events_per_loop: list[Event], spans_per_loop: dict[int, tuple[float, float]], loops: int, loop_s: float
 ) -> tuple[list[Event], dict[int, tuple[float, float]]]:
-    """The meeting's events and speech spans repeated `loops` times, each loop MEETING_SECONDS later."""
+    """The meeting's events and speech spans repeated `loops` times, each loop `loop_s` later."""
     events, spans, n = [], {}, len(events_per_loop)
     for k in range(loops):
-        shift = k * MEETING_SECONDS
+        shift = k * loop_s
         for i, e in enumerate(events_per_loop):
             events.append(Event(e.kind, e.start + shift, e.end + shift, e.lang, e.text, e.id))
             if i in spans_per_loop:
@@ -200,13 +200,17 @@ def looped_spans(
 
 
 def drift(
-    events_per_loop: list[Event], spans_per_loop: dict[int, tuple[float, float]], captions: list[dict], loops: int
+    events_per_loop: list[Event],
+    spans_per_loop: dict[int, tuple[float, float]],
+    captions: list[dict],
+    loops: int,
+    loop_s: float = MEETING_SECONDS,
 ) -> dict[str, Any]:
     """Final delay after the end of speech in the first and last ten minutes of a looped run.
 
     `wall` always; at the viewer's socket too when the captions carry their `arrival`.
     """
-    events, spans = looped_spans(events_per_loop, spans_per_loop, loops)
+    events, spans = looped_spans(events_per_loop, spans_per_loop, loops, loop_s)
     finals = [c for c in captions if c["type"] == "final" and c["text"]]
     zero = clock_zero(captions) if captions and all("arrival" in c for c in captions) else None
     rows = []  # (speech end, wall delay, socket delay)
@@ -215,7 +219,7 @@ def drift(
             end = spans[index][1]
             socket_s = max(c["arrival"] for c in got) - zero - end if zero is not None else None
             rows.append((end, max(c["wall"] for c in got) - end, socket_s))
-    total = loops * MEETING_SECONDS
+    total = loops * loop_s
 
     def window(first_s: float, last_s: float) -> dict[str, Any]:
         kept = [r for r in rows if first_s <= r[0] <= last_s]
@@ -266,7 +270,7 @@ def main() -> None:
                               "total": round((cpu["relay_process"] + cpu["apertium"]) / audio_s, 3)},
     }
     if args.loops > 1:
-        result["drift"] = drift(events, spans, run["captions"], args.loops)
+        result["drift"] = drift(events, spans, run["captions"], args.loops, args.seconds or MEETING_SECONDS)
     if not args.skip_offline and args.loops == 1:
         result["offline"] = offline_ceiling(events, args.model)
     write_result(result, args.out)
