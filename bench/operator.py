@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.relay_run import run_conditions, write_result
 from bench.scoring import SPEECH_DIR
 
 RELAY = str(Path(sys.executable).with_name("relay"))
@@ -77,10 +77,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    text = json.dumps(run(args.trials), indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    conditions = run_conditions()
+    write_result({**conditions, **run(args.trials)}, args.out)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import jiwer
+import numpy as np
 
 SPEECH_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "speech"
 NON_SPEECH_KINDS = ("silence", "noise", "music")
@@ -85,3 +86,55 @@ def words_in_non_speech(events: list[Event], finals: list[dict[str, Any]]) -> in
         if inside / span > 0.5:
             count += len(normalise(final["text"]).split())
     return count
+
+
+FRAME_MS = 32
+
+
+def speech_span_s(
+    samples: np.ndarray,
+    start_s: float = 0.0,
+    sample_rate_hz: int = 16_000,
+    margin_db: float = 12.0,
+    range_db: float = 50.0,
+) -> tuple[float, float]:
+    """Stream times where the speech of one inserted clip starts and ends, from its 32 ms frames.
+
+    The floor is the 10th percentile of the clip's frame energies (its own padding and pauses);
+    a frame counts as speech when it is `margin_db` above that floor and within `range_db` of the
+    loudest frame (so a clip padded with digital silence does not count faint hiss as speech).
+    The span runs from the start of the first such frame to the end of the last one.
+    """
+    frame = sample_rate_hz * FRAME_MS // 1000
+    count = -(-len(samples) // frame)  # the last, shorter frame counts too
+    if count == 0:
+        return start_s, start_s
+    padded = np.zeros(count * frame, dtype=np.float64)
+    padded[: len(samples)] = samples
+    lengths = np.full(count, frame)
+    lengths[-1] = len(samples) - (count - 1) * frame
+    energy_db = 10.0 * np.log10(np.sum(padded.reshape(count, frame) ** 2, axis=1) / lengths + 1e-12)
+    threshold = max(float(np.percentile(energy_db, 10)) + margin_db, float(energy_db.max()) - range_db)
+    loud = np.flatnonzero(energy_db > threshold)
+    if not loud.size:
+        return start_s, start_s
+    first, last = int(loud[0]) * frame, min((int(loud[-1]) + 1) * frame, len(samples))
+    return start_s + first / sample_rate_hz, start_s + last / sample_rate_hz
+
+
+def speech_end_s(samples: np.ndarray, start_s: float = 0.0, sample_rate_hz: int = 16_000) -> float:
+    """Where the speech of one inserted clip ends: the end of its last 32 ms frame above the floor."""
+    return speech_span_s(samples, start_s, sample_rate_hz)[1]
+
+
+def reference_spans(
+    events: list[Event], audio: np.ndarray, sample_rate_hz: int = 16_000
+) -> dict[int, tuple[float, float]]:
+    """Per speech event (by index in events): where its speech really starts and ends, from the audio."""
+    return {
+        index: speech_span_s(
+            audio[int(round(e.start * sample_rate_hz)) : int(round(e.end * sample_rate_hz))], e.start, sample_rate_hz
+        )
+        for index, e in enumerate(events)
+        if e.kind == "speech"
+    }

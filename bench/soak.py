@@ -4,72 +4,80 @@
 
 Runs the whole relay (Whisper, translation, SQLite, the viewer server) on the meeting
 looped N times (20 ≈ 59 minutes) at real time, samples its RSS every 10 s, and from the
-durable transcript compares the final-caption delay of the first and last ten minutes.
+durable transcript compares the final-caption delay (`wall`, after the end of the speech
+located in the audio) of the first and last ten minutes. RSS and PSS are those of the relay
+process and its Apertium children (bench.relay_run.ResourceSampler).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import signal
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import psutil
-
-from bench.live_viewers import _record, _start_relay, _wait_for_end
-from bench.scoring import load_events
-from bench.transcription import MEETING_SECONDS, drift, looped_meeting
+from bench.relay_run import ResourceSampler, run_conditions, start_relay, stop_relay, wait_for_end, write_result
+from bench.scoring import load_events, reference_spans
+from bench.transcription import MEETING, MEETING_SECONDS, drift, looped_meeting
 from relay.store import TranscriptStore, transcript_path
 
 
-def run(loops: int) -> dict[str, Any]:
+def run(loops: int, seconds: float | None = None) -> dict[str, Any]:
+    """The looped meeting through `relay serve`; `seconds` cuts each loop short for a smoke test."""
+    from faster_whisper.audio import decode_audio
+
+    events = [e for e in load_events() if seconds is None or e.end <= seconds]
+    spans = reference_spans(events, decode_audio(str(MEETING)))
     with tempfile.TemporaryDirectory() as tmp:
-        source = looped_meeting(loops, Path(tmp))
+        source = looped_meeting(loops, Path(tmp), seconds)
         data = Path(tmp) / "data"
-        proc, url = _start_relay(data, source)
-        relay = psutil.Process(proc.pid)
-        rss: list[tuple[float, float]] = []
-        started = time.monotonic()
-        total_s = loops * MEETING_SECONDS
+        proc, url = start_relay(data, source)
+        sampler = ResourceSampler(proc.pid)
+        total_s = loops * (seconds or MEETING_SECONDS)
         try:
-            while time.monotonic() - started < total_s + 5:
-                rss.append((round(time.monotonic() - started), relay.memory_info().rss / 2**20))
-                time.sleep(10.0)
-            _wait_for_end(url, data, 120.0)
-            cpu = relay.cpu_times()
+            sampler.start()
+            time.sleep(total_s)
+            wait_for_end(url, data, 120.0)
+            resources = sampler.stop()
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
+            stop_relay(proc)
         with TranscriptStore(transcript_path(data), readonly=True) as store:
-            captions = [{"type": "final", **_record(f)} for f in store.all_finals()]
-    after_warmup = [mb for t, mb in rss if t >= 60]
+            captions = [{"type": "final", **json.loads(f.frame_json)} for f in store.all_finals()]
+    every_10_s = resources_samples(sampler.rss_mb, 10.0)
     return {
         "loops": loops,
         "audio_s": round(total_s, 1),
         "finals": len(captions),
-        "delay": drift(load_events(), captions, loops),
-        "rss_mb": {
-            "at_1_min": round(after_warmup[0], 1),
-            "at_end": round(rss[-1][1], 1),
-            "max": round(max(mb for _, mb in rss), 1),
-            "samples": [[t, round(mb, 1)] for t, mb in rss[::30]],
+        "delay": drift(events, spans, captions, loops, seconds or MEETING_SECONDS),
+        "resources": resources,
+        "rss_mb_relay_and_apertium": {
+            "at_1_min": next((mb for t, mb in every_10_s if t >= 60), None),
+            "at_end": every_10_s[-1][1] if every_10_s else None,
+            "every_5_min": [[t, mb] for t, mb in every_10_s if int(t) % 300 < 10],
         },
-        "cpu_s_per_audio_s": round((cpu.user + cpu.system) / total_s, 3),
+        "cpu_s_per_audio_s": round(sum(resources["cpu_s"].values()) / total_s, 3),
     }
+
+
+def resources_samples(samples: list[tuple[float, float]], every_s: float) -> list[tuple[float, float]]:
+    """Thin (seconds, MB) samples to one per `every_s`."""
+    kept: list[tuple[float, float]] = []
+    for t, mb in samples:
+        if not kept or t - kept[-1][0] >= every_s:
+            kept.append((t, mb))
+    return kept
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--loops", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=None, help="loop only the first SECONDS (smoke test)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    text = json.dumps(run(args.loops), indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    conditions = run_conditions()
+    write_result({**conditions, **run(args.loops, args.seconds)}, args.out)
 
 
 if __name__ == "__main__":

@@ -4,14 +4,13 @@ Appends realistic multilingual finals (text, three translations, MT labels, the 
 JSON frame) back to back into a fresh database under synchronous=NORMAL and FULL, then
 times reads of 2,000 finals, a WAL checkpoint of 500 finals and exports.
 
-    python -m bench.store [--finals 2000] [--full-finals 400]
+    python -m bench.store [--finals 2000] [--full-finals 400] [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -21,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.relay_run import run_conditions, write_result
 from relay.export import export
 from relay.messages import Caption
 from relay.protocol import encode_caption
@@ -143,9 +143,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--finals", type=int, default=2000, help="finals appended with synchronous=NORMAL")
     parser.add_argument("--full-finals", type=int, default=400, help="finals appended with synchronous=FULL")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    json.dump(run(args.finals, args.full_finals), sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    conditions = run_conditions()
+    write_result({**conditions, **run(args.finals, args.full_finals)}, args.out)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import statistics
@@ -12,6 +13,7 @@ from typing import Any
 
 from sacrebleu.metrics.chrf import CHRF
 
+from bench.relay_run import run_conditions, write_result
 from relay.translation.router import Router
 
 _LOGGER = logging.getLogger(__name__)
@@ -68,6 +70,14 @@ def run(parallel_json: Path = PARALLEL_JSON, router: Router | None = None) -> di
     return {"sentences": len(rows), "directions": results, "below_baseline": below}
 
 
-if __name__ == "__main__":
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    print(json.dumps(run(), indent=2, ensure_ascii=False))
+    conditions = run_conditions()
+    write_result({**conditions, **run()}, args.out)
+
+
+if __name__ == "__main__":
+    main()

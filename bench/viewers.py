@@ -1,47 +1,42 @@
-"""Viewer fan-out benchmark: delivery delay and server memory per viewer.
+"""Viewer fan-out benchmark: delivery delay, server memory per viewer, what every viewer got.
 
-The caption server and a publisher (a partial every second, a final every three)
-run in the measuring process; the viewers are `websockets` Sans-I/O clients, one
-asyncio loop in a separate process, some of which stop reading ("stalled").
-Each caption's `sent` is its publish time. Two delays are reported per message:
-`arrival` (kernel receive timestamp on the viewer's socket, what the relay
-controls) and the plain `p50/p99` (when the viewer process handled it, which adds
-this one process's backlog of thousands of sockets). Each point runs in a fresh
+The caption server and a publisher (a partial every second, a final every three) run in the
+measuring process; the viewers (bench.clients) are `websockets` Sans-I/O clients, one asyncio
+loop in a separate process, some of which read slowly (`--slow-read-bps`, default 100 B/s,
+below the caption stream's rate, so they fall behind, are closed by the server and resume with
+`since`; `finals` says how their connections ended). Each caption's `sent` is its publish time.
+Two delays are reported per message: `arrival` (kernel receive timestamp on the viewer's
+socket, what the relay controls) and the plain `p50/p99` (when the viewer process handled it,
+which adds this one process's backlog of thousands of sockets). Each point runs in a fresh
 server process so memory freed by one point cannot flatter the next one's RSS.
 
-    python -m bench.viewers [--viewers 100,1000,5000] [--seconds 25] [--stalled 0.1]
+    python -m bench.viewers [--viewers 100,1000,5000] [--seconds 25] [--slow 0.1] [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
-import json
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.process
 import os
 import resource
-import socket
-import struct
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import numpy as np
-from websockets.client import ClientProtocol
-from websockets.frames import Frame as WsFrame
-from websockets.frames import Opcode
-from websockets.uri import parse_uri
 
+from bench.clients import Crowd, completeness, crowd_process, raise_fd_limit
+from bench.relay_run import run_conditions, write_result
 from relay.hub import CaptionHub
 from relay.messages import Caption, SourceState
-from relay.server import create_app, serve
+from relay.server import ServerSettings, create_app, serve
 
 SENTENCES = (
     "Good morning everyone, and welcome to the annual general meeting of the cooperative.",
@@ -49,138 +44,26 @@ SENTENCES = (
     "The first item is the approval of last year's minutes, which you received by email.",
     "We will now hear the treasurer's report on the accounts for the financial year.",
 )
-_SENT_KEY = b'"sent":'
-_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux: kernel receive time of each read
-_CMSG_SPACE = socket.CMSG_SPACE(16)
 
 
 @dataclass(frozen=True, slots=True)
 class Point:
-    """One measurement: how many viewers, how many of them stalled, for how long."""
+    """One measurement: how many viewers, how many of them slow (and how slow), for how long."""
 
     viewers: int
-    stalled: int
+    slow: int
     seconds: float
+    slow_read_bps: int = 100
+    max_buffer_bytes: int = ServerSettings().max_buffer_bytes
     warmup_s: float = 3.0
     partial_interval_s: float = 1.0
     final_every: int = 3
-
-
-def raise_fd_limit(needed: int) -> None:
-    """Raise RLIMIT_NOFILE's soft limit towards `needed` (up to the hard limit)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def rss_bytes() -> int:
     """Resident set size of this process."""
     with open("/proc/self/statm", encoding="ascii") as statm:
         return int(statm.read().split()[1]) * resource.getpagesize()
-
-
-class _BenchViewer:
-    """One viewer on a raw non-blocking socket, speaking WebSocket through websockets' Sans-I/O protocol.
-
-    Each read also yields the kernel's arrival time (SO_TIMESTAMPNS), so the delay
-    is known both on arrival (what the relay controls) and once this process got
-    round to it (plus the benchmark's own backlog of 5,000 sockets).
-    """
-
-    def __init__(self, sock: socket.socket, uri: str, stalled: bool, ready: asyncio.Future[None]) -> None:
-        self.sock = sock
-        self.protocol = ClientProtocol(parse_uri(uri))
-        self.stalled = stalled
-        self.ready = ready
-        self.samples: list[tuple[float, float, float]] = []  # (publish time, arrival delay, handled delay)
-        self.protocol.send_request(self.protocol.connect())
-        self._flush()
-        asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
-
-    def _readable(self) -> None:
-        try:
-            data, ancillary, _, _ = self.sock.recvmsg(65536, _CMSG_SPACE)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data, ancillary = b"", []
-        if not data:
-            self.close()
-            return
-        arrived = next((_timespec(raw) for level, kind, raw in ancillary if kind == _SO_TIMESTAMPNS), time.time())
-        now = time.time()
-        self.protocol.receive_data(data)
-        for event in self.protocol.events_received():
-            if isinstance(event, WsFrame) and event.opcode is Opcode.TEXT:
-                self._on_text(bytes(event.data), arrived, now)
-        self._flush()
-
-    def _on_text(self, data: bytes, arrived: float, now: float) -> None:
-        if not self.ready.done():
-            self.ready.set_result(None)  # the hello
-            if self.stalled:
-                asyncio.get_running_loop().remove_reader(self.sock.fileno())
-            return
-        at = data.rfind(_SENT_KEY)  # captions end with "sent":<float>}; parsing all JSON would slow the clients
-        if at >= 0:
-            wall = float(data[at + len(_SENT_KEY) : -1])
-            self.samples.append((wall, arrived - wall, now - wall))
-
-    def _flush(self) -> None:
-        for chunk in self.protocol.data_to_send():
-            with contextlib.suppress(OSError):
-                self.sock.send(chunk)  # a handshake or a pong: tiny, fits the empty send buffer
-
-    def close(self) -> None:
-        with contextlib.suppress(ValueError, OSError):
-            asyncio.get_running_loop().remove_reader(self.sock.fileno())
-        self.sock.close()
-        if not self.ready.done():
-            self.ready.set_exception(ConnectionError("closed before hello"))
-
-
-def _timespec(raw: bytes) -> float:
-    seconds, nanoseconds = struct.unpack("qq", raw[:16])
-    return float(seconds + nanoseconds / 1e9)
-
-
-async def _viewers_main(url: str, point: Point, conn: multiprocessing.connection.Connection) -> None:
-    """Client process: connect every viewer, report ready, record delays until told to stop."""
-    loop = asyncio.get_running_loop()
-    parts = urlsplit(url)
-    address = (parts.hostname or "127.0.0.1", parts.port or 80)
-    gate = asyncio.Semaphore(100)  # connect in waves: no SYN flood against the listen backlog
-
-    async def one(index: int) -> _BenchViewer:
-        ready: asyncio.Future[None] = loop.create_future()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-        sock.setblocking(False)
-        async with gate:
-            await loop.sock_connect(sock, address)
-            viewer = _BenchViewer(sock, url, index < point.stalled, ready)
-            await asyncio.wait_for(ready, 60)
-        return viewer
-
-    viewers = await asyncio.gather(*(one(i) for i in range(point.viewers)))
-    conn.send("ready")
-    measure_from, published = await loop.run_in_executor(None, conn.recv)
-    healthy = viewers[point.stalled :]
-    with contextlib.suppress(TimeoutError):  # let the last caption reach every healthy viewer
-        async with asyncio.timeout(10.0):
-            while any(len(v.samples) < published for v in healthy):
-                await asyncio.sleep(0.05)
-    kept = [[sample[1:] for sample in v.samples if sample[0] >= measure_from] for v in healthy]
-    delays = np.array([pair for per_viewer in kept for pair in per_viewer]).reshape(-1, 2)
-    conn.send({"arrival": delays[:, 0], "delays": delays[:, 1], "min_received": min(map(len, kept), default=0)})
-    for viewer in viewers:
-        viewer.close()
-
-
-def _viewers_process(url: str, point: Point, conn: multiprocessing.connection.Connection) -> None:
-    raise_fd_limit(point.viewers + 256)
-    asyncio.run(_viewers_main(url, point, conn))
 
 
 def _caption(n: int, final: bool) -> Caption:
@@ -221,11 +104,13 @@ async def run_point(point: Point) -> dict[str, Any]:
     hub.source_state(SourceState.CONNECTED)
     loop = asyncio.get_running_loop()
     spawn = multiprocessing.get_context("spawn")
-    async with serve(create_app(hub), "127.0.0.1", 0) as url:
+    app = create_app(hub, settings=ServerSettings(max_buffer_bytes=point.max_buffer_bytes))
+    async with serve(app, "127.0.0.1", 0) as url:
         gc.collect()
         rss_empty, load = rss_bytes(), os.getloadavg()[0]
         ours, theirs = spawn.Pipe()
-        viewers = spawn.Process(target=_viewers_process, args=(url.replace("http", "ws", 1) + "/ws", point, theirs))
+        crowd = Crowd(url.replace("http", "ws", 1) + "/ws", point.viewers, point.slow, point.slow_read_bps)
+        viewers = spawn.Process(target=crowd_process, args=(crowd, theirs))
         viewers.start()
         try:
             if await loop.run_in_executor(None, _recv_within, ours, 300.0, viewers) != "ready":
@@ -242,8 +127,10 @@ async def run_point(point: Point) -> dict[str, Any]:
             viewers.join(30)
             if viewers.is_alive():
                 viewers.kill()
-    result.update(fanout_ms=np.array(fanout_s) * 1000.0, load=load)
-    return _summarise(point, result, rss_empty, rss_full, cpu_s, attached)
+    result.update(fanout_ms=np.array(fanout_s) * 1000.0, load=load, dropped=hub.dropped)
+    summary = _summarise(point, result, rss_empty, rss_full, cpu_s, attached)
+    summary["finals"] = completeness(result, dict.fromkeys(range(1, hub.seq + 1)), point.slow)
+    return summary
 
 
 def _recv_within(
@@ -279,7 +166,9 @@ def _summarise(
         "fanout_p50_ms": _percentile(result["fanout_ms"], 50),
         "fanout_max_ms": _percentile(result["fanout_ms"], 100),
         "captions_published": expected,
-        "healthy_received_min": result["min_received"],
+        "kept_up_received_min": result["min_received"],
+        "stream_bytes_per_s": round(result["bytes_read_median"] / (point.seconds + point.warmup_s)),
+        "dropped_by_server": result["dropped"],
         "viewers_still_attached": attached,
         "server_rss_empty_mb": round(rss_empty / 2**20, 1),
         "server_rss_mb": round(rss_full / 2**20, 1),
@@ -296,17 +185,18 @@ def _fresh_process_point(point: Point, conn: multiprocessing.connection.Connecti
 def run(
     viewer_counts: Sequence[int] = (100, 1000, 5000),
     seconds: float = 25.0,
-    stalled_fraction: float = 0.1,
+    slow_fraction: float = 0.1,
+    **settings: int,
 ) -> dict[str, Any]:
-    """Measure every viewer count without and with stalled viewers, each in a fresh server process.
+    """Measure every viewer count without and with slow viewers, each in a fresh server process.
 
     A fresh process per point keeps memory freed by one point from flattering the next one's RSS.
+    `settings`: slow_read_bps, max_buffer_bytes (see Point).
     """
     points = []
     for viewers in viewer_counts:
-        for fraction in (0.0, stalled_fraction):
-            stalled = int(viewers * fraction)
-            point = Point(viewers=viewers, stalled=stalled, seconds=seconds)
+        for fraction in (0.0, slow_fraction):
+            point = Point(viewers=viewers, slow=int(viewers * fraction), seconds=seconds, **settings)
             ours, theirs = multiprocessing.get_context("spawn").Pipe()
             worker = multiprocessing.get_context("spawn").Process(target=_fresh_process_point, args=(point, theirs))
             worker.start()
@@ -319,11 +209,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--viewers", default="100,1000,5000", help="comma-separated viewer counts")
     parser.add_argument("--seconds", type=float, default=25.0, help="measured seconds per point")
-    parser.add_argument("--stalled", type=float, default=0.1, help="fraction of stalled viewers")
+    parser.add_argument("--slow", type=float, default=0.1, help="slow share in the second run of each count")
+    parser.add_argument("--slow-read-bps", type=int, default=100, help="bytes a second a slow viewer reads")
+    parser.add_argument("--viewer-buffer-kib", type=int, default=1024, help="server's unsent limit a viewer (1024)")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.viewers.split(",")]
-    json.dump(run(counts, args.seconds, args.stalled), sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    conditions = run_conditions()
+    result = run(counts, args.seconds, args.slow, slow_read_bps=args.slow_read_bps,
+                 max_buffer_bytes=args.viewer_buffer_kib * 1024)
+    write_result({**conditions, **result}, args.out)
 
 
 if __name__ == "__main__":

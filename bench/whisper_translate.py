@@ -10,14 +10,17 @@ Whisper needs per caption (one more decode).
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import time
+from pathlib import Path
 
 from faster_whisper import WhisperModel
 from faster_whisper.audio import decode_audio
 from sacrebleu.metrics import CHRF
 
+from bench.relay_run import run_conditions, write_result
 from bench.scoring import SPEECH_DIR, normalise
 from relay.modelstore import resolve_model
 from relay.translation import Router
@@ -59,5 +62,13 @@ def run() -> dict:
     }
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    conditions = run_conditions()
+    write_result({**conditions, **run()}, args.out)
+
+
 if __name__ == "__main__":
-    print(json.dumps(run(), indent=2))
+    main()

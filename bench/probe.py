@@ -1,0 +1,141 @@
+"""A measuring viewer: one WebSocket viewer on its own thread, each message stamped on arrival.
+
+The socket asks the kernel for software receive timestamps (SO_TIMESTAMPING with
+SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE). Each `recvmsg` then carries, as
+SCM_TIMESTAMPING ancillary data, the CLOCK_REALTIME time at which the kernel's network stack
+received the newest segment of that read. A dedicated thread blocks in `recvmsg`, so a read
+holds one segment in practice (`reads_with_several_frames` says when not): that time is when
+the message reached the viewer's socket, not when a busy event loop got round to it.
+CLOCK_REALTIME is the clock of `time.time()`, hence of the relay's `sent` stamps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.client import ClientProtocol
+from websockets.frames import Frame as WsFrame
+from websockets.frames import Opcode
+from websockets.uri import parse_uri
+
+SO_TIMESTAMPING = getattr(socket, "SO_TIMESTAMPING", 37)  # Linux
+_SOF_RX_SOFTWARE = 1 << 3
+_SOF_SOFTWARE = 1 << 4
+_ANCILLARY = socket.CMSG_SPACE(48)  # struct scm_timestamping: three timespecs, software first
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """One message as the measuring viewer got it."""
+
+    kernel_s: float  # CLOCK_REALTIME: the kernel received the segment that completed the message
+    read_s: float  # time.time() right after recvmsg returned (user space, for comparison)
+    message: dict[str, Any]
+
+
+@dataclass(slots=True)
+class ProbeResult:
+    """Everything the measuring viewer received, and how its reads went."""
+
+    arrivals: list[Arrival] = field(default_factory=list)
+    reads: int = 0
+    reads_without_timestamp: int = 0
+    reads_with_several_frames: int = 0
+    close_code: int | None = None
+
+
+def kernel_timestamp(ancillary: list[tuple[int, int, bytes]]) -> float | None:
+    """The software receive time in SCM_TIMESTAMPING ancillary data, if present."""
+    for level, kind, raw in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING and len(raw) >= 16:
+            seconds, nanoseconds = struct.unpack("qq", raw[:16])
+            if seconds or nanoseconds:
+                return seconds + nanoseconds / 1e9
+    return None
+
+
+class MeasuringViewer:
+    """Connect to `ws_url`, record every text message with its arrival time until stopped or closed."""
+
+    def __init__(self, ws_url: str) -> None:
+        self._url = ws_url
+        self._stop = threading.Event()
+        self.result = ProbeResult()
+        self._thread = threading.Thread(target=self._run, name="probe", daemon=True)
+        self._sock: socket.socket | None = None
+        self.ended = threading.Event()  # the relay sent `end` (the source is over), or the connection closed
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Connect (handshake included in the thread) and start reading."""
+        parts = urlsplit(self._url)
+        sock = socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=timeout_s)
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, _SOF_RX_SOFTWARE | _SOF_SOFTWARE)
+        sock.settimeout(0.5)  # wakes the thread to notice stop()
+        self._sock = sock
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> ProbeResult:
+        """Stop reading and return what arrived."""
+        self._stop.set()
+        self._thread.join(timeout_s)
+        return self.result
+
+    def wait_closed(self, timeout_s: float) -> bool:
+        """Wait for the server to close the connection; True if it did."""
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        assert self._sock is not None
+        sock, protocol = self._sock, ClientProtocol(parse_uri(self._url))
+        protocol.send_request(protocol.connect())
+        try:
+            self._send(sock, protocol)
+            while not self._stop.is_set():
+                try:
+                    data, ancillary, _, _ = sock.recvmsg(65536, _ANCILLARY)
+                except TimeoutError:
+                    continue
+                read_s = time.time()
+                if not data:
+                    break
+                self._take(protocol, data, ancillary, read_s)
+                self._send(sock, protocol)  # pongs: a measuring viewer answers pings like any other
+        except OSError:
+            pass
+        finally:
+            self.result.close_code = protocol.close_rcvd.code if protocol.close_rcvd else None
+            self.ended.set()  # nothing more will come
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _take(self, protocol: ClientProtocol, data: bytes, ancillary: list, read_s: float) -> None:
+        result = self.result
+        result.reads += 1
+        kernel_s = kernel_timestamp(ancillary)
+        if kernel_s is None:
+            result.reads_without_timestamp += 1
+            kernel_s = read_s
+        protocol.receive_data(data)
+        texts = [e for e in protocol.events_received() if isinstance(e, WsFrame) and e.opcode is Opcode.TEXT]
+        if len(texts) > 1:
+            result.reads_with_several_frames += 1
+        for frame in texts:
+            message = json.loads(bytes(frame.data))
+            result.arrivals.append(Arrival(kernel_s, read_s, message))
+            if message.get("type") == "end":
+                self.ended.set()
+
+    @staticmethod
+    def _send(sock: socket.socket, protocol: ClientProtocol) -> None:
+        for chunk in protocol.data_to_send():
+            if chunk:
+                sock.sendall(chunk)

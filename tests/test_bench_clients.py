@@ -1,0 +1,56 @@
+"""bench.clients: the benchmark's viewers, checked against a real caption server."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bench.clients import Crowd, completeness, connect_crowd
+from relay.hub import CaptionHub
+from relay.messages import Caption, SourceState
+from relay.server import ServerSettings, create_app, serve
+
+
+def _got(finals: list[dict[int, tuple[int, float]]], connections: list[int] | None = None) -> dict:
+    n = len(finals)
+    return {"finals": finals, "closes": [{} for _ in finals], "duplicates": [0] * n,
+            "connections": connections or [1] * n}
+
+
+def test_a_viewer_that_kept_up_is_complete_only_with_every_final_byte_for_byte() -> None:
+    expected = {1: 11, 2: 22, 3: 33}
+    got = _got([{1: (11, 0.0), 2: (22, 0.0), 3: (33, 0.0)}, {1: (11, 0.0), 3: (33, 0.0)},
+                {1: (11, 0.0), 2: (99, 0.0), 3: (33, 0.0)}])
+    report = completeness(got, expected, slow=0)["kept_up"]
+    assert report["complete"] == 1
+    assert report["missing_finals"] == 1
+    assert report["differing_from_published"] == 1
+
+
+def test_a_slow_viewer_behind_is_fine_but_a_gap_is_not() -> None:
+    expected = {1: None, 2: None, 3: None, 4: None}
+    got = _got([dict.fromkeys((1, 2), (0, 0.0)), dict.fromkeys((1, 3), (0, 0.0)), dict.fromkeys((1, 2, 3, 4), (0, 0.0))])
+    report = completeness(got, expected, slow=2)
+    assert report["slow"]["without_gap"] == 1
+    assert report["slow"]["finals_behind_at_end"]["max"] == 2
+    assert report["kept_up"]["complete"] == 1
+
+
+async def test_a_slow_reader_is_closed_resumes_with_since_and_ends_with_every_final() -> None:
+    hub = CaptionHub()
+    hub.source_state(SourceState.CONNECTED)
+    settings = ServerSettings(heartbeat_s=1.0, close_timeout_s=1.0)  # a quick heartbeat: the test takes seconds
+    async with serve(create_app(hub, settings=settings), "127.0.0.1", 0) as url:
+        crowd = Crowd(url.replace("http", "ws", 1) + "/ws", viewers=2, slow=1, slow_read_bps=3000)
+        slow, healthy = await asyncio.wait_for(connect_crowd(crowd), 30)
+        for n in range(1, 61):  # published while the slow reader falls behind and is closed
+            hub.publish(Caption("final", f"u{n}", "en", f"{n} " + "word " * 100, n, n + 1.0, n + 1.5))
+            await asyncio.sleep(0.1)
+        async with asyncio.timeout(120):
+            while len(slow.finals) < 60 or len(healthy.finals) < 60:
+                await asyncio.sleep(0.2)
+        for viewer in (slow, healthy):
+            viewer.stopping = True
+            viewer.close()
+    assert sorted(slow.finals) == sorted(healthy.finals) == list(range(1, 61))
+    assert slow.connections >= 2 and sum(slow.closes.values()) >= 1
+    assert slow.duplicates == 0 and healthy.connections == 1
