@@ -20,6 +20,11 @@ from relay.whisper_engine import WhisperEngine
 
 _LOGGER = logging.getLogger(__name__)
 
+# A source read as fast as it decodes (a file or stdin without --realtime) stays only this
+# many finals ahead of the model: reading further gains nothing, and a stop would have to
+# decode all of it before exiting. A live source keeps the transcriber's deep backlog.
+_UNPACED_PENDING_FINALS = 2
+
 SourceListener = Callable[[SourceEvent], Awaitable[None]]
 
 
@@ -136,7 +141,9 @@ class Pipeline:
         if self._container is None:
             await self.open()
         stage = CaptionStage(translator, self._sink, self._since_opened, self._observer)
-        transcriber = Transcriber(engine, stage.offer, self._since_opened, self._observer)
+        source = self.settings.source
+        pending = {} if source.is_network or source.realtime else {"max_pending_finals": _UNPACED_PENDING_FINALS}
+        transcriber = Transcriber(engine, stage.offer, self._since_opened, self._observer, **pending)
         start = self.continuation
         cutter = SpeechCutter(self.settings.segmenter, start.id_prefix, start.start_s, start.first_number)
         try:
