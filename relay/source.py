@@ -12,6 +12,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Union
 
 import av
@@ -121,7 +122,7 @@ class _StreamClock:
         self.samples = 0
         self.fresh = False  # this connection delivered audio not heard before
         self.reconnected = False
-        self._last_tick: int | None = None
+        self._last_tick: int | None = None  # where the last packet taken ends
         self._heard_at: float | None = None  # time.monotonic() of the last packet taken
         self._heard: dict[_PacketKey, float] = {}  # packet -> stream time last heard
         self._order: deque[tuple[_PacketKey, float]] = deque()  # oldest first, to forget
@@ -143,7 +144,8 @@ class _StreamClock:
             self._jump(tick)
             self.fresh = True
         self._remember(key, self.samples / SAMPLE_RATE_HZ)
-        self._last_tick = tick if tick is not None else self._last_tick
+        if tick is not None:  # where this packet ends: the next one follows on without a gap
+            self._last_tick = tick + _tick_span(packet.duration, packet.time_base)
         self._heard_at = time.monotonic()
         return True
 
@@ -171,6 +173,10 @@ class _StreamClock:
 
 _TICK_HZ = 90_000
 _TICK_WRAP = 2**33  # MPEG-TS timestamps are 33 bits of a 90 kHz clock
+
+
+def _tick_span(duration: int | None, time_base: Fraction | None) -> int:
+    return round(duration * time_base * _TICK_HZ) if duration and time_base else 0
 
 
 def _tick(packet: av.Packet) -> int | None:
@@ -205,9 +211,13 @@ class AudioSource:
 
         def put(item: _QueueItem) -> None:
             """Hand an item to the loop (backpressure); give up once stopping."""
+            if self._stop.is_set():
+                return
+            put_item = queue.put(item)
             try:
-                future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+                future = asyncio.run_coroutine_threadsafe(put_item, loop)
             except RuntimeError:  # the loop is closed: nobody is listening any more
+                put_item.close()
                 return
             while not self._stop.is_set():
                 try:
