@@ -110,6 +110,7 @@ class Pipeline:
         self._on_source_event = on_source_event
         self._source = AudioSource(settings.source)
         self._container = None
+        self._ended: SourceEvent | None = None  # the source's end, reported after the last caption
         self.continuation = continuation or Continuation(id_prefix=_id_prefix(settings.channel))
         self._observer = observer
         self.next_number = self.continuation.first_number
@@ -146,6 +147,7 @@ class Pipeline:
         transcriber = Transcriber(engine, stage.offer, self._since_opened, self._observer, **pending)
         start = self.continuation
         cutter = SpeechCutter(self.settings.segmenter, start.id_prefix, start.start_s, start.first_number)
+        self._ended = None
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(stage.run())
@@ -154,6 +156,8 @@ class Pipeline:
         finally:
             self.next_number = cutter.next_number
             cutter.close()
+        if self._ended is not None:  # told once everything this source said is published
+            await self._on_source_event(self._ended)
 
     @staticmethod
     async def _transcribe(transcriber: Transcriber, stage: CaptionStage) -> None:
@@ -170,6 +174,9 @@ class Pipeline:
                     self.stream_s = item.end_s
                     for utterance in await cutter.cut(item):
                         await transcriber.offer(utterance)
+                    continue
+                if item.state is SourceState.ENDED:
+                    self._ended = item
                     continue
                 if item.state is SourceState.RECONNECTING:
                     for utterance in await cutter.flush():
