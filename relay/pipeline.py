@@ -13,7 +13,7 @@ from relay.caption_stage import CaptionStage
 from relay.messages import AudioChunk, SourceEvent, SourceState, Utterance
 from relay.segmenter import Segmenter, SegmenterSettings
 from relay.source import AudioSource, SourceSettings, open_container
-from relay.transcriber import CaptionSink, PipelineObserver, Transcriber
+from relay.transcriber import MAX_PENDING_FINALS, CaptionSink, PipelineObserver, Transcriber
 from relay.translation import CaptionTranslator
 from relay.vad import StreamingVad
 from relay.whisper_engine import WhisperEngine
@@ -142,9 +142,9 @@ class Pipeline:
         if self._container is None:
             await self.open()
         stage = CaptionStage(translator, self._sink, self._since_opened, self._observer)
-        source = self.settings.source
-        pending = {} if source.is_network or source.realtime else {"max_pending_finals": _UNPACED_PENDING_FINALS}
-        transcriber = Transcriber(engine, stage.offer, self._since_opened, self._observer, **pending)
+        paced = self.settings.source.is_network or self.settings.source.realtime
+        pending = MAX_PENDING_FINALS if paced else _UNPACED_PENDING_FINALS
+        transcriber = Transcriber(engine, stage.offer, self._since_opened, self._observer, pending)
         start = self.continuation
         cutter = SpeechCutter(self.settings.segmenter, start.id_prefix, start.start_s, start.first_number)
         self._ended = None

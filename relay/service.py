@@ -115,6 +115,7 @@ class RelayService:
         self._stopping = True
         self.stopped.set()
         self._wake.set()
+        self._drop_next_source()
         if self._pipeline is not None:
             self._pipeline.stop()
 

@@ -13,7 +13,7 @@ from relay.whisper_engine import Context, Decoded, WhisperEngine
 
 _LOGGER = logging.getLogger(__name__)
 
-_MAX_PENDING_FINALS = 64
+MAX_PENDING_FINALS = 64
 _FINISHED_IDS_KEPT = 32
 
 CaptionSink = Callable[[Caption], Awaitable[None]]
@@ -43,7 +43,7 @@ class Transcriber:
         sink: CaptionSink,
         clock: Callable[[], float],
         observer: PipelineObserver | None = None,
-        max_pending_finals: int = _MAX_PENDING_FINALS,
+        max_pending_finals: int = MAX_PENDING_FINALS,
     ) -> None:
         self._engine = engine
         self._max_pending = max_pending_finals

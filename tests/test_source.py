@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from fractions import Fraction
 
 import av
 
 from relay.messages import SAMPLE_RATE_HZ, AudioChunk, SourceEvent, SourceState
-from relay.source import AudioSource, SourceSettings, _StreamClock, open_container
+from relay.source import AudioSource, SourceSettings, open_container
+from relay.streamclock import StreamClock
 from tests.support.live_hls import LiveHlsServer
-from tests.support.media import MEETING_FLAC
+from tests.support.media import MEETING_FLAC, SPEECH_DIR
 
 TS = Fraction(1, 90_000)
 
@@ -24,7 +26,7 @@ def _packet(payload: bytes, pts_s: float, duration_s: float = 0.1, time_base: Fr
     return packet
 
 
-def _hear(clock: _StreamClock, payloads: list[bytes], start_s: float, step_s: float = 0.1) -> None:
+def _hear(clock: StreamClock, payloads: list[bytes], start_s: float, step_s: float = 0.1) -> None:
     for index, payload in enumerate(payloads):
         assert clock.admit(_packet(payload, start_s + index * step_s))
         clock.samples += int(step_s * SAMPLE_RATE_HZ)
@@ -60,7 +62,7 @@ async def _drain(stream) -> list:
 
 
 def test_after_a_reconnect_packets_heard_before_are_skipped() -> None:
-    clock = _StreamClock()
+    clock = StreamClock()
     _hear(clock, [b"a", b"b", b"c"], start_s=10.0)
     clock.new_connection()
     assert not clock.admit(_packet(b"b", 10.1))  # replayed by the server
@@ -71,7 +73,7 @@ def test_after_a_reconnect_packets_heard_before_are_skipped() -> None:
 
 
 def test_a_restarted_timeline_is_new_audio_and_the_clock_jumps_by_the_time_away() -> None:
-    clock = _StreamClock()
+    clock = StreamClock()
     _hear(clock, [bytes([n]) for n in range(50)], start_s=40.0)
     time.sleep(0.3)
     clock.new_connection()
@@ -82,7 +84,7 @@ def test_a_restarted_timeline_is_new_audio_and_the_clock_jumps_by_the_time_away(
 
 
 def test_same_timestamp_with_other_bytes_is_not_a_replay() -> None:
-    clock = _StreamClock()
+    clock = StreamClock()
     _hear(clock, [b"old-1", b"old-2"], start_s=0.0)
     clock.new_connection()
     assert clock.admit(_packet(b"new-1", 0.0))
@@ -90,7 +92,7 @@ def test_same_timestamp_with_other_bytes_is_not_a_replay() -> None:
 
 def test_a_replay_across_an_mpeg_ts_wrap_is_recognised_and_the_gap_measured_over_it() -> None:
     wrap_s = 2**33 / 90_000
-    clock = _StreamClock()
+    clock = StreamClock()
     _hear(clock, [b"x", b"y"], start_s=wrap_s + 1.0)  # FFmpeg unwrapped these timestamps
     clock.new_connection()
     assert not clock.admit(_packet(b"y", 1.1))  # the same packet as sent: wrapped
@@ -100,9 +102,29 @@ def test_a_replay_across_an_mpeg_ts_wrap_is_recognised_and_the_gap_measured_over
 
 
 def test_old_packets_are_forgotten() -> None:
-    clock = _StreamClock()
+    clock = StreamClock()
     _hear(clock, [b"first"], start_s=0.0)
-    clock.samples += int(2 * _StreamClock._HISTORY_S * SAMPLE_RATE_HZ)
+    clock.samples += int(2 * StreamClock._HISTORY_S * SAMPLE_RATE_HZ)
     _hear(clock, [b"later"], start_s=200.0)
     clock.new_connection()
     assert clock.admit(_packet(b"first", 0.0))
+
+
+async def test_a_second_switch_before_the_first_took_over_closes_the_first_source() -> None:
+    """Only the newest requested source stays open; the one it replaced is closed, not leaked."""
+    from relay.pipeline import PipelineSettings
+    from relay.service import RelayService
+
+    clips = SPEECH_DIR / "clips"
+    service = RelayService(PipelineSettings(SourceSettings(str(MEETING_FLAC))))
+    try:
+        before = len(os.listdir("/proc/self/fd"))
+        await service.switch_source(str(clips / "en-jfk.flac"))
+        opened_one = len(os.listdir("/proc/self/fd"))
+        await service.switch_source(str(clips / "en-ast-conf-usermenu.flac"))
+        assert opened_one > before
+        assert len(os.listdir("/proc/self/fd")) == opened_one
+    finally:
+        service.request_stop()
+        service.close()
+    assert len(os.listdir("/proc/self/fd")) == before
