@@ -20,10 +20,10 @@ from relay.whisper_engine import WhisperEngine
 
 _LOGGER = logging.getLogger(__name__)
 
-# A source read as fast as it decodes (a file or stdin without --realtime) stays only this
-# many finals ahead of the model: reading further gains nothing, and a stop would have to
-# decode all of it before exiting. A live source keeps the transcriber's deep backlog.
-_UNPACED_PENDING_FINALS = 2
+# A source read as fast as it decodes (a file or stdin without --realtime) keeps only this
+# many finals waiting behind the one being decoded: reading further gains nothing, and a
+# stop would have to decode all of it before exiting. A live source keeps a deep backlog.
+_UNPACED_PENDING_FINALS = 1
 
 SourceListener = Callable[[SourceEvent], Awaitable[None]]
 
