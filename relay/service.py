@@ -206,8 +206,8 @@ class RelayService:
 
     def _lag_s(self) -> float:
         pipeline = self._pipeline
-        if pipeline is None:
-            return 0.0
+        if pipeline is None or self._source["state"] == SourceState.ENDED.value:
+            return 0.0  # nothing to keep up with while waiting for the next source
         processed = pipeline.stream_s - pipeline.continuation.start_s
         return max(0.0, time.monotonic() - pipeline.source_opened_at - processed)
 

@@ -19,13 +19,13 @@ ENDED_TEXT = "The livestream has ended; waiting for the next"
 
 async def test_an_ended_source_is_shown_and_the_next_one_captioned(context: BrowserContext, relay: Relay) -> None:
     page = await open_viewer(context, relay.url + "/")
-    relay.hub.source_state(SourceState.ENDED, "the source ended")
+    relay.hub.source_state(SourceState.ENDED)
     status = page.locator("#status")
     await expect(status).to_contain_text(ENDED_TEXT)
     await expect(status).not_to_have_attribute("data-state", "ended")
     late = await open_viewer(context, relay.url + "/")  # told by its hello
     await expect(late.locator("#status")).to_contain_text(ENDED_TEXT)
-    relay.hub.source_state(SourceState.CONNECTED, "connected")
+    relay.hub.source_state(SourceState.CONNECTED)
     relay.hub.publish(caption(41, en="The next stream has begun."))
     for viewer in (page, late):
         await expect(viewer.locator("#status")).to_have_attribute("data-state", "live")
