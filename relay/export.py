@@ -5,9 +5,10 @@ buttons (`relay.transcript_routes`) both come here, so a file has the same cues 
 SubRip is written by the `srt` library and WebVTT by `webvtt-py`, the parsers the tests read
 the files back with. The rules, all applied in `layout` before either library sees a cue:
 
-- Text: the chosen language's translation, else the spoken text; any whitespace (newlines,
-  tabs, Unicode spaces) collapses to single spaces, so no cue text can hold a blank line
-  that would end its cue early. A final with no words (a retracted partial) makes no cue.
+- Text: the chosen language's translation, else (none, or a blank one) the spoken text;
+  any whitespace (newlines, tabs, Unicode spaces) collapses to single spaces, so no cue
+  text can hold a blank line that would end its cue early. A final whose spoken text has
+  no words retracts a partial and makes no cue in any language, as on the viewer page.
 - Timing: every cue spans its final's `start`..`end` (stream seconds, to the millisecond),
   in seq order, moving forward and never overlapping: a cue starting before the previous
   one ends starts when it ends (it is shifted, never dropped or merged, so every final
@@ -78,9 +79,9 @@ def layout(finals: Iterable[StoredFinal], lang: str | None = None) -> Iterator[C
     """Yield a cue per final with words, in seq order, in order in time and not overlapping."""
     previous_end_ms = 0
     for final in sorted(finals, key=lambda stored: stored.seq):
+        if not final.caption.text.split():
+            continue  # a retraction, whatever its translations say
         text = " ".join(cue_text(final, lang).split())
-        if not text:
-            continue
         start = _milliseconds(final.caption.start)
         start_ms = max(start if start is not None else previous_end_ms, previous_end_ms)
         end_ms = _milliseconds(final.caption.end)
@@ -95,7 +96,8 @@ def cue_text(final: StoredFinal, lang: str | None) -> str:
     caption = final.caption
     if lang is None or lang == ORIGINAL or lang == caption.lang:
         return caption.text
-    return caption.translations.get(lang) or caption.text
+    translated = caption.translations.get(lang, "")
+    return translated if translated.split() else caption.text
 
 
 def display_lines(text: str) -> list[str]:

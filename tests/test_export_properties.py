@@ -15,7 +15,7 @@ import webvtt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relay.export import cue_text, export
+from relay.export import export
 from relay.linebreak import MAX_LINE_CHARS, MAX_LINES, fits
 from relay.messages import Caption
 from relay.store import StoredFinal
@@ -51,9 +51,19 @@ VIEWER_LANGS = st.sampled_from((None, "original", *LANGS))
 
 
 def expected(transcript: list[StoredFinal], lang: str | None) -> list[str]:
-    """The text of every final that should make a cue, whitespace collapsed."""
-    texts = (" ".join(cue_text(final, lang).split()) for final in transcript)
-    return [text for text in texts if text]
+    """The text of every final that should make a cue, whitespace collapsed.
+
+    Finals whose spoken text has words make a cue: the translation into `lang` if it has
+    words, else the spoken text.
+    """
+    texts = []
+    for final in transcript:
+        caption = final.caption
+        translated = caption.translations.get(lang or "", "") if lang not in (None, "original") else ""
+        text = translated if translated.split() else caption.text
+        if caption.text.split():
+            texts.append(" ".join(text.split()))
+    return texts
 
 
 def joined(lines: str) -> str:
