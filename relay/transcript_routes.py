@@ -35,6 +35,7 @@ MEDIA_TYPES = {"txt": "text/plain", "srt": "application/x-subrip", "vtt": "text/
 # "orig" is the viewer page's name for the spoken language, "original" the CLI's.
 _ORIGINAL_NAMES = ("", "orig", ORIGINAL)
 _LANG_RE = re.compile(r"^[a-z]{2,3}$")
+_CACHED_FILES = 12  # 3 formats x (en, fr, es, original)
 
 
 class TranscriptFiles:
@@ -58,8 +59,16 @@ class TranscriptFiles:
         finals = self.store.finals_since(0, limit=last_seq)  # exactly the finals last_seq counts
         # "replace": a lone surrogate in stored text costs one character, not the download.
         body = export(finals, fmt, lang).encode("utf-8", errors="replace")
+        self._latest.pop((fmt, lang), None)
         self._latest[(fmt, lang)] = (last_seq, body)
+        if len(self._latest) > _CACHED_FILES:  # any lang=xyz is accepted: keep the cache bounded
+            del self._latest[next(iter(self._latest))]
         return body
+
+    @property
+    def cached_files(self) -> int:
+        """How many rendered files are kept."""
+        return len(self._latest)
 
     def close(self) -> None:
         """Stop the thread (after a render in progress); the store is its owner's to close."""

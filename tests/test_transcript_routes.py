@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 import srt
 import webvtt
+from aiohttp import web
 
 from relay.control import add_control_routes
 from relay.export import export
@@ -22,7 +23,7 @@ from relay.server import create_app, serve
 from relay.service import RelayService
 from relay.source import SourceSettings
 from relay.store import TranscriptStore, transcript_path
-from relay.transcript_routes import add_transcript_routes
+from relay.transcript_routes import FILES_KEY, add_transcript_routes
 from tests.test_store import meeting_caption
 
 TOKEN = "operator-secret"
@@ -33,6 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 @dataclass
 class Served:
     service: RelayService
+    app: web.Application
     url: str
     data_dir: Path
     session: aiohttp.ClientSession
@@ -47,7 +49,7 @@ async def served(data_dir: Path, viewer_key: str = "") -> AsyncIterator[Served]:
     jar = aiohttp.CookieJar(unsafe=True)  # accept cookies from 127.0.0.1, as browsers do
     try:
         async with serve(app, shutdown_timeout_s=2.0) as url, aiohttp.ClientSession(cookie_jar=jar) as session:
-            yield Served(service, url, data_dir, session)
+            yield Served(service, app, url, data_dir, session)
     finally:
         service.close()
 
@@ -155,3 +157,11 @@ async def test_relay_export_on_the_command_line_gives_the_same_file(relay: Serve
     command = [sys.executable, "-m", "relay", "export", "--data", str(relay.data_dir), "--format", "srt", "--lang", "es"]
     result = subprocess.run(command, capture_output=True, env=env, timeout=60, check=True)
     assert result.stdout.decode("utf-8") == body
+
+
+async def test_many_languages_asked_keep_the_file_cache_bounded(relay: Served) -> None:
+    publish_meeting(relay, 1, 2)
+    for lang in ("aa", "ab", "ac", "ad", "ae", "af", "ag", "ah", "ai", "aj", "ak", "al", "am", "an"):
+        status, body, _ = await download(relay, f"/transcript.txt?lang={lang}")
+        assert status == 200 and body == exported(relay.data_dir, "txt", None)  # unknown: as spoken
+    assert relay.app[FILES_KEY].cached_files == 12
