@@ -14,14 +14,14 @@ from urllib.parse import urlsplit
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Dialog, Page, expect
+from playwright.async_api import Browser, BrowserContext, Dialog, Page, Route, expect
 
 from relay.control import add_control_routes
 from relay.export import export
 from relay.hub import CaptionHub
 from relay.messages import Caption, SourceState
 from relay.server import create_app, serve
-from relay.store import SqliteBacklog, TranscriptStore, transcript_path
+from relay.store import SqliteBacklog, StoredFinal, TranscriptStore, transcript_path
 from relay.transcript_routes import add_transcript_routes
 from tests.browser import Relay, browser_context, chromium, chromium_path, running_relay
 from tests.test_control import StandInRelay
@@ -353,3 +353,49 @@ async def test_an_empty_final_withdraws_its_partial(context: BrowserContext, rel
     relay.hub.publish(caption(7, en=""))
     await expect(page.locator("#live-lines .line")).to_have_count(0)
     await expect(page.locator("#transcript-list li")).to_have_count(0)
+
+
+CHROMIUM_TRACK_JS = """
+async (vtt) => {
+  const video = document.createElement("video");
+  const track = document.createElement("track");
+  track.src = "http://relay.test/captions.vtt";
+  track.default = true;
+  video.append(track);
+  document.body.append(video);
+  track.track.mode = "hidden";
+  await new Promise((resolve, reject) => { track.onload = resolve; track.onerror = reject; });
+  return Array.from(track.track.cues, (cue) => ({
+    start: cue.startTime, end: cue.endTime, text: cue.getCueAsHTML().textContent, html: cue.getCueAsHTML().childElementCount,
+  }));
+}
+"""
+
+
+async def test_chromium_reads_every_cue_of_the_webvtt_export_as_plain_text(context: BrowserContext) -> None:
+    """Chromium's own WebVTT parser, the one viewers' video players use, reads the export as intended."""
+    texts = [
+        "<script>alert(1)</script> & <b>bold</b> &amp; &lt;",
+        "Slide 3 --> slide 4",
+        "Line one\n\nline two\r\nNOTE this\n00:00:01.000 --> 00:00:02.000",
+        "Une phrase assez longue pour tenir sur deux lignes de sous-titres, pas une de plus.",
+    ]
+    finals = [
+        StoredFinal(seq=n, caption=dataclasses.replace(caption(n, en=text), start=10.0 + n, end=10.5 + 2 * n), frame_json="{}", published_at=0.0)
+        for n, text in enumerate(texts, start=1)
+    ]
+    vtt = export(finals, "vtt", "en")
+    page = await context.new_page()
+
+    async def serve_test_files(route: Route) -> None:
+        if route.request.url.endswith(".vtt"):
+            await route.fulfill(body=vtt.encode(), content_type="text/vtt; charset=utf-8")
+        else:
+            await route.fulfill(body="<!doctype html><title>track</title>", content_type="text/html")
+
+    await page.route("http://relay.test/**", serve_test_files)
+    await page.goto("http://relay.test/")
+    cues = await page.evaluate(CHROMIUM_TRACK_JS, vtt)
+    assert [" ".join(cue["text"].split()) for cue in cues] == [" ".join(text.split()) for text in texts]
+    assert all(cue["html"] == 0 for cue in cues)  # no element: markup stayed text
+    assert all(a["end"] <= b["start"] for a, b in zip(cues, cues[1:]))
