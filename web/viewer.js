@@ -2,7 +2,7 @@
 
 import { CaptionConnection } from "./connection.js";
 import { loadPrefs, savePrefs, urlOptions, SIZES, MAX_DELAY_S, clampDelay } from "./settings.js";
-import { FORMATS } from "./transcript.js";
+import { downloadHref } from "./transcript.js";
 import { DelayLine, LiveView, TranscriptView } from "./views.js";
 
 const $ = (id) => document.getElementById(id);
@@ -12,7 +12,7 @@ const prefs = loadPrefs();
 if (options.lang) prefs.lang = options.lang;
 if (options.delay !== null) prefs.delay = options.delay;
 
-const finals = []; // every final received, for downloads
+let finalsShown = 0; // to mark a new session in a transcript that has captions
 const status = { conn: "connecting", retryMs: 0, source: "connected", ended: false };
 
 const live = new LiveView($("live-lines"), {
@@ -72,7 +72,7 @@ let hello = null;
 function receive(msg) {
   switch (msg.type) {
     case "hello":
-      if (hello !== null && hello.session !== msg.session && finals.length > 0) {
+      if (hello !== null && hello.session !== msg.session && finalsShown > 0) {
         transcript.note("— a new session started —");
       }
       hello = msg;
@@ -80,7 +80,7 @@ function receive(msg) {
       status.ended = Boolean(msg.ended);
       break;
     case "final": {
-      if (msg.text) finals.push(msg);
+      if (msg.text) finalsShown += 1;
       // A final replayed from the backlog is older: it waits only the rest of the delay.
       const replayed = hello !== null && msg.seq <= hello.seq;
       const age = replayed && msg.sent ? Math.max(0, hello.now - msg.sent) : 0;
@@ -145,19 +145,10 @@ function applyLang() {
   $("lang").value = prefs.lang;
   live.setLang(prefs.lang);
   transcript.setLang(prefs.lang);
-}
-
-function download(format) {
-  const { render, mime } = FORMATS[format];
-  const blob = new Blob([render(finals, prefs.lang)], { type: mime });
-  const stamp = new Date().toISOString().slice(0, 16).replace(/[-:]/g, "").replace("T", "-");
-  const link = document.createElement("a");
-  link.href = URL.createObjectURL(blob);
-  link.download = `captions-${stamp}-${prefs.lang}.${format}`;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  // Plain links to the server's export: the file is the whole event, in this language.
+  for (const link of document.querySelectorAll("a[data-format]")) {
+    link.href = downloadHref(link.dataset.format, prefs.lang);
+  }
 }
 
 function wireControls() {
@@ -183,9 +174,6 @@ function wireControls() {
     applyDelay();
     remember();
   });
-  for (const button of document.querySelectorAll("[data-format]")) {
-    button.addEventListener("click", () => download(button.dataset.format));
-  }
 }
 
 // ---- start --------------------------------------------------------------------
