@@ -163,3 +163,37 @@ def test_slow_pipelines_change_nothing_a_viewer_reads(event) -> None:
     shown = run(event_script(event, slow), TrackComposer(LANGS, BOOTHS))
     for lang in LANGS:
         assert [(c.source, c.text, c.covers) for c in track(shown, lang)] == expected(event, lang)
+
+
+@dataclass
+class Scenario:
+    """A small event: floor passages (lang, start, end), booth speech (start, end, text)."""
+
+    floor: list[tuple[str, float, float]]
+    booths: dict[str, list[tuple[float, float, str]]] = field(default_factory=dict)
+    outages: list[tuple[str, float, float]] = field(default_factory=list)  # channel, down, up
+    stalled: tuple[str, ...] = ()  # channels whose processed position never advances
+    langs: tuple[str, ...] = LANGS
+
+    def script(self, t: Timing = Timing()) -> Script:
+        script = Script()
+        speak(script, "floor", [(s, e) for _, s, e in self.floor], t)
+        for i, (lang, start, end) in enumerate(self.floor):
+            refs = {k: f"{k}{i}" for k in {*self.langs, lang}}
+            script.add(end + t.latency_s, floor_final(i, lang, start, end, refs[lang], refs))
+        for lang, spans in self.booths.items():
+            speak(script, f"booth-{lang}", [(s, e) for s, e, _ in spans], t)
+            for j, (start, end, text) in enumerate(spans):
+                script.add(end + t.latency_s, booth_final(lang, j, start, end, text))
+        for channel, down, up in self.outages:
+            script.add(down, ChannelState(channel, False))
+            script.add(up, ChannelState(channel, True))
+        channels = ("floor", *(f"booth-{lang}" for lang in self.booths))
+        live = tuple(c for c in channels if c not in self.stalled)
+        last = max([e for _, _, e in self.floor] + [e for v in self.booths.values() for _, e, _ in v])
+        add_progress(script, live, last + 30, t)
+        return script
+
+    def run(self, t: Timing = Timing()) -> list[tuple[float, TrackCaption]]:
+        booths = {f"booth-{lang}": lang for lang in self.booths}
+        return run(self.script(t), TrackComposer(self.langs, booths))

@@ -91,9 +91,13 @@ def next_onset(passage: Passage, passages: list[Passage], floor: Timeline) -> fl
     return min(starts, default=math.inf)
 
 
+ONSET = "onset"
+CHAIN = "chain"
+
+
 def claims(
     start: float, end: float, passage: Passage, nxt: float, s: TrackSettings, window_only: bool
-) -> bool:
+) -> str | None:
     """Whether booth speech over [start, end] interprets `passage`.
 
     Interpreters follow the floor in order: speech that starts after the passage started
@@ -102,12 +106,15 @@ def claims(
     two passages without a pause), so the tail of the previous passage does not count.
     `window_only`: the start must also fall within `lag_s` of the passage's end (used for
     deciding coverage; a final starting later is still attributed so it is never doubled).
+    Returns ONSET, CHAIN or None.
     """
     low = passage.start + s.lead_s
     if low <= start < nxt + s.lead_s:
-        return not window_only or start <= passage.end + s.lag_s
+        return ONSET if not window_only or start <= passage.end + s.lag_s else None
     shifted = overlap(start, end, low, passage.end + s.lead_s)
-    return shifted > 0 and shifted >= s.chain_fraction * (passage.end - passage.start)
+    if shifted > 0 and shifted >= s.chain_fraction * (passage.end - passage.start):
+        return CHAIN
+    return None
 
 
 def is_relay(start: float, end: float, lang: str, passages: list[Passage], s: TrackSettings) -> bool:

@@ -7,7 +7,9 @@ from collections import OrderedDict, deque
 
 from relay.messages import Caption
 from relay.tracks.model import TrackCaption, TrackSettings
-from relay.tracks.rules import Passage, Timeline, claims, is_relay, next_onset, relay_like
+from relay.tracks.rules import (
+    ONSET, Passage, Timeline, claims, is_relay, next_onset, relay_like,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -76,12 +78,15 @@ class Track:
             _LOGGER.debug("track %s: booth final %s relays the floor, dropped", self.lang, caption.id)
             return []
         floor = self._timelines["floor"]
-        claimed = [
-            p for p in known
-            if claims(caption.start, caption.end, p, next_onset(p, known, floor), self._s, False)
-        ]
+        kinds = {
+            p.id: claims(caption.start, caption.end, p, next_onset(p, known, floor), self._s, False)
+            for p in known
+        }
+        # begun over the floor's own-language speech: relay or aside; chaining over it: ignored
+        own = any(kinds[p.id] == ONSET and p.lang == self.lang for p in known)
+        claimed = [p for p in known if kinds[p.id] and p.lang != self.lang]
         served = [self._served.get(p.id) for p in claimed]
-        if not claimed or any(p.lang == self.lang for p in claimed) or MT_SOURCE in served:
+        if not claimed or own or MT_SOURCE in served:
             _LOGGER.debug("track %s: booth final %s not used (passages %s)",
                           self.lang, caption.id, [p.id for p in claimed])
             return []
