@@ -33,7 +33,7 @@ class Track:
         self._pending: deque[Passage] = deque()
         self._served: OrderedDict[str, str] = OrderedDict()
         self._booth_finals: dict[str, list[Caption]] = {}
-        self._shown: set[str] = set()
+        self._shown: OrderedDict[str, None] = OrderedDict()
         self._held: list[tuple[Caption, float]] = []
 
     def add_passage(self, passage: Passage) -> None:
@@ -78,13 +78,14 @@ class Track:
             _LOGGER.debug("track %s: booth final %s relays the floor, dropped", self.lang, caption.id)
             return []
         floor = self._timelines["floor"]
+        candidates = self._candidates(caption, known)
         kinds = {
             p.id: claims(caption.start, caption.end, p, next_onset(p, known, floor), self._s, False)
-            for p in known
+            for p in candidates
         }
         # begun over the floor's own-language speech: relay or aside; chaining over it: ignored
-        own = any(kinds[p.id] == ONSET and p.lang == self.lang for p in known)
-        claimed = [p for p in known if kinds[p.id] and p.lang != self.lang]
+        own = any(kinds[p.id] == ONSET and p.lang == self.lang for p in candidates)
+        claimed = [p for p in candidates if kinds[p.id] and p.lang != self.lang]
         served = [self._served.get(p.id) for p in claimed]
         if not claimed or own or MT_SOURCE in served:
             _LOGGER.debug("track %s: booth final %s not used (passages %s)",
@@ -95,6 +96,13 @@ class Track:
         if any(s == BOOTH_SOURCE for s in served):
             return self._show([caption], claimed)
         return []
+
+    def _candidates(self, caption: Caption, known: list[Passage]) -> list[Passage]:
+        """The passages a booth final could claim: the latest begun before it, and overlapped."""
+        lead = self._s.lead_s
+        begun = [p for p in known if p.start + lead <= caption.start]
+        latest = max(begun, key=lambda p: p.start, default=None)
+        return [p for p in known if p is latest or p.end + lead > caption.start]
 
     def _decide(self, passage: Passage, now: float) -> str | None:
         """The source for `passage`, or None to keep waiting."""
@@ -120,8 +128,10 @@ class Track:
         known = list(self._passages)
         floor = self._timelines["floor"]
         nxt = next_onset(passage, known, floor)
+        low, high = passage.start + self._s.lead_s, passage.end + self._s.lag_s
+        near = [r for r in booth.runs if r.start <= high and booth.run_end(r) >= low]
         return [
-            r for r in booth.runs
+            r for r in near
             if not relay_like(r, known, floor, self._s)
             and claims(r.start, booth.run_end(r), passage, nxt, self._s, True)
         ]
@@ -145,7 +155,7 @@ class Track:
         for b in finals:
             if b.id in self._shown:
                 continue
-            self._shown.add(b.id)
+            self._shown[b.id] = None
             covers = [p for p in self._passages if b in self._booth_finals.get(p.id, ())]
             covers = covers or passages
             out.append(TrackCaption(
@@ -154,6 +164,13 @@ class Track:
         return out
 
     def _remember(self, passage_id: str, source: str) -> None:
+        """Record a decision; forget what concerns passages older than the history."""
         self._served[passage_id] = source
-        while len(self._served) > self._s.history * 2:
+        limit = self._s.history * 2
+        while len(self._served) > limit:
             self._served.popitem(last=False)
+        while len(self._shown) > limit:
+            self._shown.popitem(last=False)
+        if len(self._booth_finals) > limit:
+            kept = {p.id for p in self._passages}
+            self._booth_finals = {k: v for k, v in self._booth_finals.items() if k in kept}
