@@ -95,6 +95,14 @@ def run(script: Script, composer: TrackComposer) -> list[tuple[float, TrackCapti
     return out
 
 
+def delayed(script: Script, delays: dict[str, float]) -> Script:
+    """Shift each channel's events by its own delay: same order per channel, new interleaving."""
+    out = Script()
+    for wall, order, event in script.items:
+        out.add(wall + delays[event.channel], event, order)
+    return out
+
+
 @pytest.fixture(scope="module")
 def event() -> dict:
     return json.loads(EVENT_JSON.read_text())

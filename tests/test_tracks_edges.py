@@ -6,7 +6,7 @@ import pytest
 
 from relay.messages import Caption
 from relay.tracks import Speech, TrackComposer
-from tests.test_tracks import Scenario, Timing, track
+from tests.test_tracks import Scenario, Timing, delayed, run, track
 
 PUBLISH_S = Timing().latency_s
 
@@ -109,7 +109,6 @@ def test_booth_that_speaks_but_gives_no_text_falls_back_to_mt() -> None:
     script = scenario.script()
     script.add(11.5, Speech("booth-en", 11.5, True))
     script.add(15.3, Speech("booth-en", 15.0, False))
-    from tests.test_tracks import run
     shown = run(script, TrackComposer(("en",), {"booth-en": "en"}))
     assert read(shown, "en") == [("mt", "MT:en0", ("f0",))]
 
@@ -121,10 +120,13 @@ def test_viewers_read_passages_in_floor_order_while_a_booth_is_late() -> None:
                                  ("floor", "en1", ("f1",))]
 
 
-def test_spill_of_the_previous_interpretation_does_not_hide_a_dropout() -> None:
+@pytest.mark.parametrize("booth_delay_s", [0.0, 1.5])
+def test_spill_of_the_previous_interpretation_does_not_hide_a_dropout(booth_delay_s) -> None:
     # timings of floor 2-3 and the Spanish booth in event.json, with booth 3 dropped
-    shown = Scenario(floor=[("fr", 10.902, 21.415), ("fr", 26.505, 28.267)],
-                     booths={"en": [(13.417, 28.005, "long first")]}, langs=("en",)).run()
+    scenario = Scenario(floor=[("fr", 10.902, 21.415), ("fr", 26.505, 28.267)],
+                        booths={"en": [(13.417, 28.005, "long first")]}, langs=("en",))
+    script = delayed(scenario.script(), {"floor": 0.0, "booth-en": booth_delay_s})
+    shown = run(script, TrackComposer(("en",), {"booth-en": "en"}))
     assert read(shown, "en") == [("interpretation", "long first", ("f0",)),
                                  ("mt", "MT:en1", ("f1",))]
 

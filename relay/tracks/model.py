@@ -14,7 +14,7 @@ class TrackSettings:
 
     lead_s: float = 1.0  # an interpreter starts a passage at least this long after the floor
     lag_s: float = 3.0  # and starts it at most this long after the floor stopped
-    chain_fraction: float = 0.5  # a booth stretch begun earlier covers this much of a passage
+    chain_fraction: float = 0.8  # a booth stretch begun earlier covers this much of a passage
     relay_fraction: float = 0.5  # share of a booth final over own-language floor speech: relay
     relay_tolerance_s: float = 0.25  # booth speech starting this close to a floor onset: relay
     mt_bound_s: float = 4.0  # a silent booth: MT at most this long after the floor final

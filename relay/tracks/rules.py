@@ -118,9 +118,16 @@ def claims(
 
 
 def is_relay(start: float, end: float, lang: str, passages: list[Passage], s: TrackSettings) -> bool:
-    """Whether a booth final in `lang` mostly lies over floor speech in `lang` (relayed floor)."""
-    own = sum(overlap(start, end, p.start, p.end) for p in passages if p.lang == lang)
-    return own > 0 and own >= s.relay_fraction * max(end - start, 1e-6)
+    """Whether a booth final in `lang` is floor speech in `lang` relayed.
+
+    It starts within floor speech in `lang` (relayed audio starts with the floor, an
+    interpretation starts before the next floor passage) and mostly lies over such speech.
+    """
+    own = [p for p in passages if p.lang == lang]
+    if not any(p.start - s.relay_tolerance_s <= start <= p.end for p in own):
+        return False
+    over = sum(overlap(start, end, p.start, p.end) for p in own)
+    return over >= s.relay_fraction * max(end - start, 1e-6)
 
 
 def relay_like(run: Run, passages: list[Passage], floor: Timeline, s: TrackSettings) -> bool:

@@ -8,7 +8,7 @@ from collections import OrderedDict, deque
 from relay.messages import Caption
 from relay.tracks.model import TrackCaption, TrackSettings
 from relay.tracks.rules import (
-    ONSET, Passage, Timeline, claims, is_relay, next_onset, relay_like,
+    ONSET, Passage, Run, Timeline, claims, is_relay, next_onset, relay_like,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ class Track:
         done = all(r.end is not None and r.end <= booth.through for r in runs)
         return MT_SOURCE if done else None  # spoke, but no text came for this passage
 
-    def _covering_runs(self, passage: Passage, booth: Timeline) -> list:
+    def _covering_runs(self, passage: Passage, booth: Timeline) -> list[Run]:
         known = list(self._passages)
         floor = self._timelines["floor"]
         nxt = next_onset(passage, known, floor)
