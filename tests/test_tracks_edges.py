@@ -147,3 +147,19 @@ def test_two_booths_for_one_language_are_refused() -> None:
 def test_partials_are_ignored() -> None:
     composer = TrackComposer(("en",), {})
     assert composer.feed(Caption("partial", "p", "fr", "t", 0, 1, 0), 5.0) == []
+
+
+def test_booth_final_before_its_floor_final_waits_for_it() -> None:
+    # a 20 s floor passage: the booth's first sentence is final long before the floor's
+    shown = Scenario(floor=[("fr", 2, 5), ("fr", 10, 30)],
+                     booths={"en": [(12, 18, "part one"), (18.8, 33, "part two")]},
+                     langs=("en",)).run()
+    assert read(shown, "en") == [("mt", "MT:en0", ("f0",)),
+                                 ("interpretation", "part one", ("f1",)),
+                                 ("interpretation", "part two", ("f1",))]
+
+
+def test_original_track_shows_each_floor_final_when_it_comes() -> None:
+    shown = Scenario(floor=[("fr", 10, 14), ("it", 15, 16)], booths={"en": []}).run()
+    original = [(w, c.text, c.floor_lang) for w, c in shown if c.lang == "original"]
+    assert original == [(14 + PUBLISH_S, "fr0", "fr"), (16 + PUBLISH_S, "it1", "it")]
