@@ -125,6 +125,7 @@ class Track:
         return MT_SOURCE if done else None  # spoke, but no text came for this passage
 
     def _covering_runs(self, passage: Passage, booth: Timeline) -> list[Run]:
+        """The booth's speech (not relayed floor) that interprets `passage`, so far."""
         known = list(self._passages)
         floor = self._timelines["floor"]
         nxt = next_onset(passage, known, floor)
@@ -137,6 +138,7 @@ class Track:
         ]
 
     def _serve(self, passage: Passage, source: str) -> list[TrackCaption]:
+        """The captions that serve `passage` from `source`."""
         c = passage.caption
         if source == BOOTH_SOURCE:
             return self._show(self._booth_finals[passage.id], [passage])
@@ -151,6 +153,7 @@ class Track:
                              c.start, c.end, (c.id,), c.lang, engine)]
 
     def _show(self, finals: list[Caption], passages: list[Passage]) -> list[TrackCaption]:
+        """Booth finals as interpretation captions, each shown once."""
         out = []
         for b in finals:
             if b.id in self._shown:
