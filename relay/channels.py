@@ -130,7 +130,9 @@ def map_tracks(source: SourceSettings, tracks: Sequence[AudioTrack]) -> TrackMap
         why = _why_ignored(track, lang, booths)
         if why:
             ignored.append((track, why))
-            _LOGGER.warning("Ignoring audio track %d: %s", track.index, why)
+            # An extra untagged track is routine (HLS lists the variant stream beside its renditions).
+            level = logging.INFO if _is_floor_tag(track.language) else logging.WARNING
+            _LOGGER.log(level, "Ignoring audio track %d: %s", track.index, why)
             continue
         booths[lang] = track
         channels.append(ChannelSpec(booth_name(lang), lang, source, track.index))
