@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import pytest
 from aiohttp import web
 
 from tests.support.live_hls import LiveHlsServer, Timeline, render_playlist
@@ -166,3 +168,18 @@ class LiveHlsMasterServer(LiveHlsServer):
         body = await asyncio.to_thread(mux_ts_segment, timeline.audio, first, stop, offset)
         return web.Response(body=body, content_type="video/mp2t")
 
+
+
+@pytest.fixture
+def live_hls_master() -> Iterator[Callable[..., LiveHlsMasterServer]]:
+    """Factory for started master-playlist servers (default: the interpreted event, first 40 s)."""
+    servers: list[LiveHlsMasterServer] = []
+
+    def factory(renditions: tuple[Rendition, ...] | None = None, **options) -> LiveHlsMasterServer:
+        server = LiveHlsMasterServer(renditions, **options)
+        servers.append(server)
+        return server.start()
+
+    yield factory
+    for server in servers:
+        server.close()
