@@ -13,12 +13,17 @@ from relay.caption_stage import CaptionStage
 from relay.messages import AudioChunk, SourceEvent, SourceState, Utterance
 from relay.segmenter import Segmenter, SegmenterSettings
 from relay.source import AudioSource, SourceSettings, open_container
-from relay.transcriber import CaptionSink, PipelineObserver, Transcriber
+from relay.transcriber import MAX_PENDING_FINALS, CaptionSink, PipelineObserver, Transcriber
 from relay.translation import CaptionTranslator
 from relay.vad import StreamingVad
 from relay.whisper_engine import WhisperEngine
 
 _LOGGER = logging.getLogger(__name__)
+
+# A source read as fast as it decodes (a file or stdin without --realtime) keeps only this
+# many finals waiting behind the one being decoded: reading further gains nothing, and a
+# stop would have to decode all of it before exiting. A live source keeps a deep backlog.
+_UNPACED_PENDING_FINALS = 1
 
 SourceListener = Callable[[SourceEvent], Awaitable[None]]
 
@@ -105,6 +110,7 @@ class Pipeline:
         self._on_source_event = on_source_event
         self._source = AudioSource(settings.source)
         self._container = None
+        self._ended: SourceEvent | None = None  # the source's end, reported after the last caption
         self.continuation = continuation or Continuation(id_prefix=_id_prefix(settings.channel))
         self._observer = observer
         self.next_number = self.continuation.first_number
@@ -136,9 +142,12 @@ class Pipeline:
         if self._container is None:
             await self.open()
         stage = CaptionStage(translator, self._sink, self._since_opened, self._observer)
-        transcriber = Transcriber(engine, stage.offer, self._since_opened, self._observer)
+        paced = self.settings.source.is_network or self.settings.source.realtime
+        pending = MAX_PENDING_FINALS if paced else _UNPACED_PENDING_FINALS
+        transcriber = Transcriber(engine, stage.offer, self._since_opened, self._observer, pending)
         start = self.continuation
         cutter = SpeechCutter(self.settings.segmenter, start.id_prefix, start.start_s, start.first_number)
+        self._ended = None
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(stage.run())
@@ -147,6 +156,8 @@ class Pipeline:
         finally:
             self.next_number = cutter.next_number
             cutter.close()
+        if self._ended is not None:  # told once everything this source said is published
+            await self._on_source_event(self._ended)
 
     @staticmethod
     async def _transcribe(transcriber: Transcriber, stage: CaptionStage) -> None:
@@ -163,6 +174,9 @@ class Pipeline:
                     self.stream_s = item.end_s
                     for utterance in await cutter.cut(item):
                         await transcriber.offer(utterance)
+                    continue
+                if item.state is SourceState.ENDED:
+                    self._ended = item
                     continue
                 if item.state is SourceState.RECONNECTING:
                     for utterance in await cutter.flush():

@@ -122,13 +122,8 @@ async def _run_service(service: RelayService, engine, translator, rundir: RunDir
     rundir.update_state(pid=os.getpid(), url=url, ready=True, started_at=service.started_at, token_file=token_file)
     print(f"relay: viewers open {url}/", flush=True)
     install_stop_signals(service.request_stop)
-    await service.run(engine, translator)
-    if service.stopping:
-        service.end("the operator stopped the relay")
-        return
-    _LOGGER.info("Source ended; still serving the transcript at %s (stop to end)", url)
-    service.end("the livestream ended")
-    await service.stopped.wait()
+    await service.run(engine, translator)  # returns on a stop: an ended source waits for the next
+    service.end("the operator stopped the relay")
 
 
 def archive_transcript(data_dir: Path) -> None:

@@ -14,7 +14,7 @@ from relay.messages import Caption, SourceEvent, SourceState
 from relay.metrics import Metrics
 from relay.pipeline import Continuation, Pipeline, PipelineSettings
 from relay.redact import redact_url
-from relay.source import open_container
+from relay.source import SourceError, open_container
 from relay.store import SqliteBacklog, TranscriptStore, transcript_path
 from relay.translation import CaptionTranslator
 from relay.whisper_engine import Decoded, WhisperEngine
@@ -52,7 +52,8 @@ class RelayService:
             id_prefix=f"s{resumed_at}-u" if resumed_at else "u",
         )
         self._pipeline: Pipeline | None = None
-        self._next_source: tuple[str, Any] | None = None
+        self._next_source: tuple[str, Any] | None = None  # (url, opened container) to switch to
+        self._wake = asyncio.Event()  # a new source or a stop, for run() waiting after an end
         self._stopping = False
         self._source = {"url": settings.source.url, "state": SourceState.CONNECTING.value, "since": time.time()}
         self._last_final: Caption | None = None
@@ -65,27 +66,58 @@ class RelayService:
         await self._pipeline.open()
 
     async def run(self, engine: WhisperEngine, translator: CaptionTranslator | None) -> None:
-        """Caption until the source ends or a stop is requested, switching sources in between."""
+        """Caption until a stop is requested, switching sources in between.
+
+        When a source ends, the session goes on: viewers see the source "ended" and the relay
+        waits for a stop or for the next source (POST /api/source), which carries on the same
+        event clock and numbering.
+        """
         assert self._pipeline is not None, "open() first"
-        while True:
-            await self._pipeline.run(engine, translator)
-            if self._next_source is None or self._stopping:
-                break
-            url, container = self._next_source
-            self._next_source = None
-            previous = self._pipeline
-            settings = dataclasses.replace(self.settings, source=dataclasses.replace(self.settings.source, url=url))
-            self._continuation = dataclasses.replace(
-                self._continuation, start_s=previous.stream_s, first_number=previous.next_number
-            )
-            self._pipeline = self._new_pipeline(settings)
-            self._pipeline.adopt(container)
-            self._source.update(url=url)
+        try:
+            while True:
+                await self._pipeline.run(engine, translator)
+                if self._stopping:
+                    break
+                if self._next_source is None:
+                    _LOGGER.info("Source ended; waiting for the next source or a stop")
+                    ended_at = time.monotonic()
+                    await self._wake.wait()
+                    if self._stopping:
+                        break
+                    idle_s = time.monotonic() - ended_at
+                else:
+                    idle_s = 0.0
+                self._start_next_source(idle_s)
+        finally:
+            self._drop_next_source()
+
+    def _start_next_source(self, idle_s: float) -> None:
+        """Make the pending source current, continuing where the previous pipeline left off."""
+        assert self._next_source is not None and self._pipeline is not None
+        url, container = self._next_source
+        self._next_source = None
+        self._wake.clear()
+        previous = self._pipeline
+        settings = dataclasses.replace(self.settings, source=dataclasses.replace(self.settings.source, url=url))
+        self._continuation = dataclasses.replace(
+            self._continuation, start_s=previous.stream_s + idle_s, first_number=previous.next_number
+        )
+        self._pipeline = self._new_pipeline(settings)
+        self._pipeline.adopt(container)
+        self._source.update(url=url)
+
+    def _drop_next_source(self) -> None:
+        """Close a source that was opened for a switch but will not be used."""
+        pending, self._next_source = self._next_source, None
+        if pending is not None:
+            pending[1].close()
 
     def request_stop(self) -> None:
         """Graceful stop: pending speech is committed, then run() returns."""
         self._stopping = True
         self.stopped.set()
+        self._wake.set()
+        self._drop_next_source()
         if self._pipeline is not None:
             self._pipeline.stop()
 
@@ -94,16 +126,25 @@ class RelayService:
         return self._stopping
 
     async def switch_source(self, url: str) -> None:
-        """Open `url` (raises SourceError, leaving the current source on) and switch to it."""
+        """Open `url` (raises SourceError, leaving the current source on) and switch to it.
+
+        Also starts captioning again after a source has ended. A switch requested while
+        another is pending replaces it (the older source is closed).
+        """
         new = dataclasses.replace(self.settings.source, url=url)
         container = await asyncio.get_running_loop().run_in_executor(None, open_container, new)
-        _LOGGER.info("Switching source to %s", url)
+        if self._stopping:
+            container.close()
+            raise SourceError("the relay is stopping")
+        _LOGGER.info("Switching source to %s", redact_url(url))
+        self._drop_next_source()
         self._next_source = (url, container)
+        self._wake.set()
         if self._pipeline is not None:
             self._pipeline.stop()
 
     def end(self, reason: str) -> None:
-        """Tell viewers the session is over."""
+        """Tell viewers the session is over (only when the operator stops it)."""
         self.hub.end_session(reason)
 
     def close(self) -> None:
@@ -165,8 +206,8 @@ class RelayService:
 
     def _lag_s(self) -> float:
         pipeline = self._pipeline
-        if pipeline is None:
-            return 0.0
+        if pipeline is None or self._source["state"] == SourceState.ENDED.value:
+            return 0.0  # nothing to keep up with while waiting for the next source
         processed = pipeline.stream_s - pipeline.continuation.start_s
         return max(0.0, time.monotonic() - pipeline.source_opened_at - processed)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Union
 
@@ -15,14 +16,21 @@ import av
 import numpy as np
 
 from relay.messages import SAMPLE_RATE_HZ, AudioChunk, SourceEvent, SourceState
+from relay.redact import redact_url
+from relay.streamclock import StreamClock
 
 _LOGGER = logging.getLogger(__name__)
 
 CHUNK_SAMPLES = 1024  # 64 ms: fine-grained enough for a live VAD
 _QUEUE_CHUNKS = 256
+# Reopenings in a row that bring nothing new before the source counts as ended: one could
+# be a fluke (the server went down again while replaying), two is an ended playlist.
+_STALE_REOPENS = 2
 _LOCAL_SCHEMES = ("file:", "pipe:")
 
 SourceItem = Union[AudioChunk, SourceEvent]
+_WAKE = object()  # put by stop(): wakes a consumer waiting for the next item
+_QueueItem = Union[SourceItem, BaseException, None, object]
 
 
 class SourceError(Exception):
@@ -70,16 +78,16 @@ def _reason(exc: BaseException) -> str:
 
 
 def decode_audio(
-    container: av.container.InputContainer, skip_until_s: float | None = None
+    container: av.container.InputContainer, admit: Callable[[av.Packet], bool] | None = None
 ) -> Iterator[tuple[np.ndarray, float | None]]:
     """Yield (16 kHz mono float32 samples, source timestamp of the packet) for the first
-    audio stream, skipping corrupt packets and packets at or before `skip_until_s`."""
+    audio stream, skipping corrupt packets and packets `admit` turns down."""
     stream = container.streams.audio[0]
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE_HZ)
     for packet in container.demux(stream):
-        pts_s = float(packet.pts * packet.time_base) if packet.pts is not None else None
-        if skip_until_s is not None and pts_s is not None and pts_s <= skip_until_s:
+        if admit is not None and not admit(packet):
             continue
+        pts_s = float(packet.pts * packet.time_base) if packet.pts is not None else None
         try:
             frames = packet.decode()
         except av.InvalidDataError as exc:
@@ -92,55 +100,38 @@ def decode_audio(
         yield out.to_ndarray().reshape(-1), None
 
 
-class _StreamClock:
-    """Where the stream is: samples handed over, and the source timestamp reached.
-
-    After a reconnect, a live source (HLS) replays a few segments already heard: packets up
-    to the last timestamp are skipped. The clock then jumps by the gap in source timestamps,
-    or by the time spent away when the new connection's timestamps start over (RTMP).
-    """
-
-    _MAX_TIMESTAMP_GAP_S = 6 * 3600.0
-
-    def __init__(self) -> None:
-        self.samples = 0
-        self.last_pts_s: float | None = None
-        self.dropped_at: float | None = None
-
-    def advance_after_gap(self, pts_s: float | None) -> None:
-        """Called with the first new packet after a reconnect."""
-        if self.dropped_at is None:
-            return
-        away_s = time.monotonic() - self.dropped_at
-        if pts_s is not None and self.last_pts_s is not None:
-            gap_s = pts_s - self.last_pts_s
-            if 0 <= gap_s < self._MAX_TIMESTAMP_GAP_S:
-                away_s = gap_s
-        self.samples += int(max(away_s, 0.0) * SAMPLE_RATE_HZ)
-        self.dropped_at = None
-
-
 class AudioSource:
     """Reads the source on a thread of its own and hands chunks to the event loop.
 
     The first open must succeed (a wrong URL fails fast). After that, a network source
     that drops or stalls is reopened with exponential backoff; stream time jumps ahead by
-    the time it was away, so captions stay on the event's clock.
+    the time it was away, so captions stay on the event's clock. stop() ends the stream
+    at once: audio read ahead but not yet yielded is dropped, and nothing waits for the
+    reader thread, which closes its container when its current read returns.
     """
 
     def __init__(self, settings: SourceSettings) -> None:
         self.settings = settings
         self._stop = threading.Event()
+        self._wake: Callable[[], None] | None = None
         self.opened_at = time.monotonic()
 
     async def stream(self, first: av.container.InputContainer) -> AsyncIterator[SourceItem]:
-        """Yield chunks and state changes until the source ends (or reconnecting gives up)."""
+        """Yield chunks and state changes until the source ends, fails, or stop() is called."""
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[SourceItem | BaseException | None] = asyncio.Queue(_QUEUE_CHUNKS)
+        queue: asyncio.Queue[_QueueItem] = asyncio.Queue(_QUEUE_CHUNKS)
         self.opened_at = time.monotonic()
 
-        def put(item: SourceItem | BaseException | None) -> None:
-            future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+        def put(item: _QueueItem) -> None:
+            """Hand an item to the loop (backpressure); give up once stopping."""
+            if self._stop.is_set():
+                return
+            put_item = queue.put(item)
+            try:
+                future = asyncio.run_coroutine_threadsafe(put_item, loop)
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                put_item.close()
+                return
             while not self._stop.is_set():
                 try:
                     future.result(timeout=0.5)
@@ -149,61 +140,73 @@ class AudioSource:
                     continue
             future.cancel()
 
+        def nudge() -> None:
+            if queue.empty():  # the consumer may be waiting in get(): let it see the stop
+                queue.put_nowait(_WAKE)
+
+        self._wake = lambda: loop.call_soon_threadsafe(nudge)
         thread = threading.Thread(target=self._run, args=(first, put), name="source", daemon=True)
         thread.start()
         try:
-            while (item := await queue.get()) is not None:
+            while not (self._stop.is_set() and queue.empty()):
+                item = await queue.get()
+                if item is None:
+                    break
                 if isinstance(item, BaseException):
                     raise item
+                if item is _WAKE or (self._stop.is_set() and isinstance(item, AudioChunk)):
+                    continue  # stopping: what was read ahead is not heard
                 yield item
         finally:
+            self._wake = None
             self._stop.set()
 
     def stop(self) -> None:
-        """Ask the reader thread to finish; it notices within one packet or a timeout."""
+        """End the stream now (safe from the event loop or another thread)."""
         self._stop.set()
+        wake = self._wake
+        if wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                wake()
 
-    def _run(self, container: av.container.InputContainer, put) -> None:
-        clock = _StreamClock()
+    def _run(self, container: av.container.InputContainer | None, put: Callable[[_QueueItem], None]) -> None:
+        clock = StreamClock()
+        stale = 0  # reopenings in a row that ended with nothing new
         try:
-            put(SourceEvent(SourceState.CONNECTED, self.settings.url))
-            while not self._stop.is_set():
-                fresh = self._pump(container, put, clock)
-                container.close()
+            put(SourceEvent(SourceState.CONNECTED, "connected"))
+            while container is not None:
+                try:
+                    at_end = not self._stop.is_set() and self._pump(container, put, clock)
+                finally:
+                    container.close()
                 if self._stop.is_set() or not self.settings.should_reconnect:
                     break
-                if clock.dropped_at is not None and not fresh:
-                    break  # a reopened source with nothing new has ended (e.g. HLS ENDLIST)
-                clock.dropped_at = time.monotonic()
+                stale = stale + 1 if at_end and clock.reconnected and not clock.fresh else 0
+                if stale >= _STALE_REOPENS:
+                    break  # the source has ended (e.g. an HLS playlist with #EXT-X-ENDLIST)
                 container = self._reconnect(put)
-                if container is None:
-                    break
-            put(SourceEvent(SourceState.ENDED, self.settings.url))
+                clock.new_connection()
+            if not self._stop.is_set():
+                put(SourceEvent(SourceState.ENDED, "the source ended"))
         except Exception as exc:  # surfaces in the pipeline, which reports it
             put(exc)
         finally:
             put(None)
 
-    def _pump(self, container, put, clock: _StreamClock) -> bool:
-        """Hand over what the container yields; True if any audio was new."""
-        fresh = False
+    def _pump(self, container: av.container.InputContainer, put, clock: StreamClock) -> bool:
+        """Hand over what the container yields; True if it reached its end (not dropped or stopped)."""
         try:
-            for samples, pts_s in decode_audio(container, skip_until_s=clock.last_pts_s):
-                if not fresh:
-                    clock.advance_after_gap(pts_s)
-                    fresh = True
-                if pts_s is not None:
-                    clock.last_pts_s = max(pts_s, clock.last_pts_s or pts_s)
+            for samples, _pts_s in decode_audio(container, clock.admit):
                 if not self._hand_over(samples, clock, put):
-                    break
+                    return False
         except (av.FFmpegError, OSError) as exc:
-            _LOGGER.warning("Source %s dropped: %s", self.settings.url, _reason(exc))
-        else:
-            if self.settings.should_reconnect and not self._stop.is_set():
-                _LOGGER.warning("Source %s ended; checking whether it comes back", self.settings.url)
-        return fresh
+            _LOGGER.warning("Source %s dropped: %s", redact_url(self.settings.url), _reason(exc))
+            return False
+        if self.settings.should_reconnect and not self._stop.is_set():
+            _LOGGER.warning("Source %s ended; checking whether it comes back", redact_url(self.settings.url))
+        return True
 
-    def _hand_over(self, samples: np.ndarray, clock: _StreamClock, put) -> bool:
+    def _hand_over(self, samples: np.ndarray, clock: StreamClock, put) -> bool:
         """Pass samples on in small chunks (paced if asked); False once stopping."""
         for start in range(0, len(samples), CHUNK_SAMPLES):
             piece = samples[start : start + CHUNK_SAMPLES]
@@ -222,16 +225,17 @@ class AudioSource:
             self._stop.wait(delay)
 
     def _reconnect(self, put) -> av.container.InputContainer | None:
-        put(SourceEvent(SourceState.RECONNECTING, self.settings.url))
+        put(SourceEvent(SourceState.RECONNECTING, "reconnecting"))
+        shown = redact_url(self.settings.url)
         backoff = 0.5
         while not self._stop.wait(backoff):
             try:
                 container = open_container(self.settings)
             except SourceError as exc:
-                _LOGGER.info("Reconnecting to %s failed: %s", self.settings.url, exc)
+                _LOGGER.info("Reconnecting to %s failed: %s", shown, exc)
                 backoff = min(backoff * 2, self.settings.max_backoff_s)
                 continue
-            _LOGGER.info("Reconnected to %s", self.settings.url)
-            put(SourceEvent(SourceState.CONNECTED, self.settings.url))
+            _LOGGER.info("Reconnected to %s", shown)
+            put(SourceEvent(SourceState.CONNECTED, "connected"))
             return container
         return None

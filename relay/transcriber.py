@@ -13,7 +13,7 @@ from relay.whisper_engine import Context, Decoded, WhisperEngine
 
 _LOGGER = logging.getLogger(__name__)
 
-_MAX_PENDING_FINALS = 64
+MAX_PENDING_FINALS = 64
 _FINISHED_IDS_KEPT = 32
 
 CaptionSink = Callable[[Caption], Awaitable[None]]
@@ -43,8 +43,10 @@ class Transcriber:
         sink: CaptionSink,
         clock: Callable[[], float],
         observer: PipelineObserver | None = None,
+        max_pending_finals: int = MAX_PENDING_FINALS,
     ) -> None:
         self._engine = engine
+        self._max_pending = max_pending_finals
         self._observer = observer
         self._sink = sink
         self._clock = clock  # seconds since the source started delivering
@@ -64,7 +66,7 @@ class Transcriber:
         if utterance.final:
             await self._room.wait()
             self._finals.append(utterance)
-            if len(self._finals) >= _MAX_PENDING_FINALS:
+            if len(self._finals) >= self._max_pending:
                 self._room.clear()
         else:
             self._latest = utterance
@@ -83,7 +85,7 @@ class Transcriber:
             while self._finals or self._latest is not None:
                 if self._finals:
                     await self._commit(self._finals.popleft())
-                    if len(self._finals) < _MAX_PENDING_FINALS:
+                    if len(self._finals) < self._max_pending:
                         self._room.set()
                 else:
                     latest, self._latest = self._latest, None

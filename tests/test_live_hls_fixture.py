@@ -182,6 +182,25 @@ def test_start_again_resumes_at_the_live_edge_on_the_same_port(live_hls: LiveHls
     assert after.media_sequence >= server.aired_segments() - 3 - 1
 
 
+def test_restart_with_fresh_timestamps_starts_pts_again_from_zero(live_hls: LiveHlsFactory) -> None:
+    """Like a restarted encoder: after start(reset_timestamps=True) PTS begin near 0 again and
+    the playlist holds only segments aired since, while the audio goes on with the clock."""
+    server = live_hls(segment_s=1.0, window=10, speed=4.0)
+    wait_until(server.wall_time_of(12.0))
+    server.stop()
+    wait_until(server.wall_time_of(16.0))
+    server.start(reset_timestamps=True)
+    first = server.epoch_segment
+    assert first >= 15
+    with av.open(server.url, timeout=(10.0, 10.0), options={"live_start_index": "0"}) as container:
+        frames = list(audio_seconds(container, limit_s=2.0))
+    playlist = fetch_playlist(server)
+    assert playlist.media_sequence >= first and playlist.uris[0] == f"seg{playlist.media_sequence}.ts"
+    assert frames[0].time < 2.0
+    restart_s = server.timeline.segment_span_s(first)[0]
+    assert frames[-1].time < server.stream_time_at() - restart_s + 1.0
+
+
 def test_loop_continues_the_media_sequence_and_timestamps(live_hls: LiveHlsFactory) -> None:
     """With loop=True segment numbers and PTS keep increasing across the wrap (no discontinuity)."""
     server = live_hls(CLIP, segment_s=1.0, window=30, speed=8.0, loop=True)

@@ -36,6 +36,7 @@ function statusText() {
   let text = "Live";
   if (status.source === "reconnecting") text = "Live — stream reconnecting…";
   if (status.source === "connecting") text = "Live — waiting for the stream";
+  if (status.source === "ended") text = "The livestream has ended; waiting for the next";
   return prefs.delay > 0 ? `${text} · ${prefs.delay} s delay` : text;
 }
 

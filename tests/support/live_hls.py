@@ -11,6 +11,9 @@ relay subprocess's monotonic clock is comparable):
   ``f + priming_s`` (``file_time_at`` does this mapping, modulo the file length when looping).
 * ``stop()``/``start()`` take the HTTP server away and back on the same port; the stream clock
   keeps running meanwhile, so what aired during the outage is skipped.
+* ``start(reset_timestamps=True)`` comes back like a restarted encoder: PTS start again from 0
+  at the segment in progress (its first segment), and the playlist holds only the segments
+  aired since.
 """
 
 from __future__ import annotations
@@ -89,9 +92,9 @@ class Timeline:
         return passes * self.segments_per_pass + bisect.bisect_right(self._ends_samples, rest)
 
 
-def render_playlist(timeline: Timeline, aired: int, window: int) -> str:
-    """The sliding-window media playlist after `aired` segments have aired."""
-    first = max(0, aired - window)
+def render_playlist(timeline: Timeline, aired: int, window: int, earliest: int = 0) -> str:
+    """The sliding-window media playlist after `aired` segments have aired (none before `earliest`)."""
+    first = max(earliest, aired - window)
     lines = ["#EXTM3U", "#EXT-X-VERSION:3",
              f"#EXT-X-TARGETDURATION:{timeline.target_duration_s}",
              f"#EXT-X-MEDIA-SEQUENCE:{first}"]
@@ -123,6 +126,8 @@ class LiveHlsServer:
         self._runner: web.AppRunner | None = None
         self.playlist_requests = 0
         self.segment_requests = 0
+        self._epoch_segment = 0  # first segment of the current encoder run
+        self._epoch_shift = 0  # samples its PTS are shifted back by
 
     @property
     def port(self) -> int:
@@ -185,8 +190,16 @@ class LiveHlsServer:
         """Monotonic time at which the last segment airs and ENDLIST appears (None if looping)."""
         return None if self.loop_audio else self.wall_time_of(self.timeline.pass_s)
 
-    def start(self) -> LiveHlsServer:
-        """Encode (once), start the stream clock (first time only) and listen on the port."""
+    @property
+    def epoch_segment(self) -> int:
+        """First segment of the current encoder run (0 unless restarted with fresh timestamps)."""
+        return self._epoch_segment
+
+    def start(self, reset_timestamps: bool = False) -> LiveHlsServer:
+        """Encode (once), start the stream clock (first time only) and listen on the port.
+
+        With reset_timestamps, come back like a restarted encoder (see the module docstring).
+        """
         if self.running:
             return self
         if self._timeline is None:
@@ -194,6 +207,10 @@ class LiveHlsServer:
             self._timeline = Timeline(audio, self.segment_s, self.loop_audio)
         if self._started_at is None:
             self._started_at = time.monotonic()
+        elif reset_timestamps:
+            self._epoch_segment = self.aired_segments()
+            first, _stop, offset = self.timeline.packet_range(self._epoch_segment)
+            self._epoch_shift = offset + first * AAC_FRAME_SAMPLES
         loop = self._ensure_loop()
         asyncio.run_coroutine_threadsafe(self._listen(), loop).result(_CALL_TIMEOUT_S)
         _LOGGER.info("Live HLS serving %s at %s", self.audio_path.name, self.url)
@@ -254,10 +271,10 @@ class LiveHlsServer:
         """Serve the playlist; before the first segment airs, wait for it like a long poll."""
         self.playlist_requests += 1
         timeline = self.timeline
-        first_airs_at = self.wall_time_of(timeline.segment_span_s(0)[1])
+        first_airs_at = self.wall_time_of(timeline.segment_span_s(self._epoch_segment)[1])
         if (delay := first_airs_at - time.monotonic()) > 0:
             await asyncio.sleep(delay)
-        text = render_playlist(timeline, self.aired_segments(), self.window)
+        text = render_playlist(timeline, self.aired_segments(), self.window, self._epoch_segment)
         return web.Response(text=text, content_type="application/vnd.apple.mpegurl",
                             headers={"Cache-Control": "no-cache"})
 
@@ -265,8 +282,10 @@ class LiveHlsServer:
         """Serve an aired segment, muxed with PTS continuing across segments and passes."""
         self.segment_requests += 1
         n = int(request.match_info["n"])
-        if n >= self.aired_segments():
+        if not self._epoch_segment <= n < self.aired_segments():
             raise web.HTTPNotFound()
         first, stop, offset = self.timeline.packet_range(n)
-        body = await asyncio.to_thread(mux_ts_segment, self.timeline.audio, first, stop, offset)
+        body = await asyncio.to_thread(
+            mux_ts_segment, self.timeline.audio, first, stop, offset - self._epoch_shift
+        )
         return web.Response(body=body, content_type="video/mp2t")
