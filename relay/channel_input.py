@@ -30,7 +30,7 @@ class ChannelSourceError(SourceError):
 
 
 class ChannelInput(ABC):
-    """One channel's audio: stream() yields what Pipeline._feed consumes; stop() ends it gracefully."""
+    """One channel's audio: stream() yields what Pipeline._feed consumes; stop() ends it at once."""
 
     def __init__(self, spec: ChannelSpec, epoch: StreamEpoch) -> None:
         self.spec = spec

@@ -1,4 +1,5 @@
-"""Command line: `relay transcribe`, `serve`, `start`/`status`/`stop`/`restart`/`export`, `watch`, `translate`, `models`, `probe`."""
+"""Command line: `relay transcribe`, `serve`, `start`/`status`/`stop`/`restart`/`export`, `watch`, `translate`,
+`models`, `probe`."""
 
 from __future__ import annotations
 
@@ -98,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     install_mt.add_argument("package", nargs="+", metavar="FILE | SRC TGT")
 
-    probe = commands.add_parser("probe", help="list a source's audio tracks and the channels --booths auto makes of them")
+    probe = commands.add_parser("probe", help="a source's audio tracks and the channels --booths auto makes of them")
     probe.add_argument("source", help="URL or path FFmpeg can open (HLS master playlist, MPEG-TS, Matroska...)")
     probe.add_argument("--json", action="store_true", help="machine-readable")
     probe.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the source")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,7 @@ class LiveHlsMasterServer(LiveHlsServer):
         super().__init__(self.renditions[0].audio_path, **options)
         self.seconds = seconds
         self._timelines: dict[str, Timeline] = {}
+        self.rendition_segment_requests: Counter[str] = Counter()
         self._workdir = tempfile.TemporaryDirectory(prefix="live-hls-master-")
 
     @property
@@ -161,6 +163,7 @@ class LiveHlsMasterServer(LiveHlsServer):
     async def _handle_rendition_segment(self, request: web.Request) -> web.Response:
         self.segment_requests += 1
         timeline = self._rendition_timeline(request)
+        self.rendition_segment_requests[request.match_info["name"]] += 1
         n = int(request.match_info["n"])
         if n >= timeline.aired_count(self.stream_time_at()):
             raise web.HTTPNotFound()
