@@ -221,13 +221,16 @@ def _raw_args_after(command: str, args: argparse.Namespace) -> list[str]:
         if word.startswith(("--ready-timeout=", "--log-file=")):
             continue
         out.append(word)
-    return [_absolute_booth(w) if "=" in w else str(Path(w).resolve()) if _is_local_path(w) else w for w in out]
+    after = [""] + out[:-1]
+    return [_absolute_booth(w) if a == "--booth" or w.startswith("--booth=") else
+            str(Path(w).resolve()) if _is_local_path(w) else w for a, w in zip(after, out)]
 
 
 def _absolute_booth(word: str) -> str:
-    """LANG=relative/path of a --booth, made absolute so a restart from elsewhere finds it."""
-    lang, _, target = word.partition("=")
-    return f"{lang}={Path(target).resolve()}" if _is_local_path(target) else word
+    """[--booth=]LANG=relative/path, made absolute so a restart from elsewhere finds it."""
+    prefix = "--booth=" if word.startswith("--booth=") else ""
+    lang, _, target = word[len(prefix):].partition("=")
+    return f"{prefix}{lang}={Path(target).resolve()}" if _is_local_path(target) else word
 
 
 def _is_local_path(word: str) -> bool:
