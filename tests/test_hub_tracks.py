@@ -185,3 +185,23 @@ async def test_single_channel_event_with_tracks() -> None:
         got = await numbered_until(ws, 3)
     assert hello["channels"] == [{"name": "floor", "lang": None, "state": "connecting"}]
     assert [(m["type"], m.get("source")) for m in got] == [("final", None), ("track", "floor"), ("track", "mt")]
+
+
+async def test_watch_lang_fr_prints_the_french_track_with_labels() -> None:
+    import io
+
+    from relay.watch import watch
+
+    hub = event_hub()
+    out = io.StringIO()
+    async with running(hub) as url:
+        publish_passage(hub, 1)  # replayed on connect
+        watcher = asyncio.create_task(watch(url.removesuffix("/ws"), "fr", out))
+        while hub.viewer_count == 0:
+            await asyncio.sleep(0.05)
+        hub.publish(final(2, lang="fr"))
+        hub.publish_track(TrackCaption("fr", "floor", "floor", "fr:u2", "Le plancher parle.", 2.0, 2.8, ("u2",), "fr"))
+        hub.publish_track(TrackCaption("fr", "mt", "floor", "fr:u3", "Traduit.", 3.0, 3.8, ("u3",), "en", "apertium"))
+        hub.end_session("done")
+        assert await asyncio.wait_for(watcher, TIMEOUT_S) == 0
+    assert out.getvalue() == "(interpretation) fr words 1\nLe plancher parle.\n(machine translation) Traduit.\n"

@@ -2,6 +2,7 @@
 
 import { CaptionConnection } from "./connection.js";
 import { loadPrefs, savePrefs, urlOptions, SIZES, MAX_DELAY_S, clampDelay } from "./settings.js";
+import { Tracks, labelledText, trackName } from "./tracks.js";
 import { FORMATS } from "./transcript.js";
 import { DelayLine, LiveView, TranscriptView } from "./views.js";
 
@@ -12,7 +13,8 @@ const prefs = loadPrefs();
 if (options.lang) prefs.lang = options.lang;
 if (options.delay !== null) prefs.delay = options.delay;
 
-const finals = []; // every final received, for downloads
+const finals = []; // every final received, for downloads (no tracks: protocol 1 and single-channel hubs)
+const tracks = new Tracks(); // the event's language tracks, when the relay sends them
 const status = { conn: "connecting", retryMs: 0, source: "connected", ended: false };
 
 const live = new LiveView($("live-lines"), {
@@ -37,6 +39,9 @@ function statusText() {
   if (status.source === "reconnecting") text = "Live — stream reconnecting…";
   if (status.source === "connecting") text = "Live — waiting for the stream";
   if (status.source === "ended") text = "The livestream has ended; waiting for the next";
+  if (text === "Live" && tracks.enabled && tracks.boothDown(trackName(prefs.lang))) {
+    text = "Live — interpretation unavailable; machine translation meanwhile";
+  }
   return prefs.delay > 0 ? `${text} · ${prefs.delay} s delay` : text;
 }
 
@@ -55,8 +60,31 @@ function renderStatus() {
 
 // ---- messages ---------------------------------------------------------------
 
-function show(msg) {
+// With tracks: the chosen language's track captions as finals; partials as tracks.js says.
+let gapPending = false;
+function showTrack(msg) {
+  const lang = trackName(prefs.lang);
   if (msg.type === "partial") {
+    tracks.note(msg);
+    if (tracks.partialWanted(msg, lang)) live.showPartial(msg);
+  } else if (msg.type === "final") {
+    tracks.note(msg);
+    gapPending = gapPending || Boolean(msg.gap);
+    live.clearPartial(msg); // its track caption follows (or already came)
+  } else if (msg.type === "track") {
+    if (gapPending || msg.gap) msg.gap = true;
+    gapPending = false;
+    tracks.keep(msg);
+    if (msg.lang !== lang) return;
+    live.showFinal(msg);
+    transcript.add(msg);
+  }
+}
+
+function show(msg) {
+  if (tracks.enabled) {
+    showTrack(msg);
+  } else if (msg.type === "partial") {
     live.showPartial(msg);
   } else if (msg.type === "final" && !msg.text) {
     live.clearPartial(); // an empty final withdraws a partial that turned out to be noise
@@ -72,15 +100,17 @@ let hello = null;
 function receive(msg) {
   switch (msg.type) {
     case "hello":
-      if (hello !== null && hello.session !== msg.session && finals.length > 0) {
+      if (hello !== null && hello.session !== msg.session && (finals.length > 0 || tracks.history.size > 0)) {
         transcript.note("— a new session started —");
       }
       hello = msg;
+      tracks.hello(msg);
       status.source = msg.source ? msg.source.state : "connected";
       status.ended = Boolean(msg.ended);
       break;
+    case "track":
     case "final": {
-      if (msg.text) finals.push(msg);
+      if (msg.type === "final" && msg.text && !tracks.enabled) finals.push(msg);
       // A final replayed from the backlog is older: it waits only the rest of the delay.
       const replayed = hello !== null && msg.seq <= hello.seq;
       const age = replayed && msg.sent ? Math.max(0, hello.now - msg.sent) : 0;
@@ -91,6 +121,8 @@ function receive(msg) {
       delayLine.push(msg);
       break;
     case "status":
+      tracks.states.set(msg.channel, msg.state);
+      if (tracks.enabled && !tracks.isFloor(msg)) break; // a booth: only its language's viewers are told
       status.source = msg.state;
       if (msg.state !== "connected") live.clearPartial();
       break;
@@ -145,11 +177,19 @@ function applyLang() {
   $("lang").value = prefs.lang;
   live.setLang(prefs.lang);
   transcript.setLang(prefs.lang);
+  if (tracks.enabled) {
+    const shown = tracks.shown(trackName(prefs.lang));
+    live.reset(shown);
+    transcript.reset(shown);
+  }
+  renderStatus();
 }
 
 function download(format) {
   const { render, mime } = FORMATS[format];
-  const blob = new Blob([render(finals, prefs.lang)], { type: mime });
+  const lang = trackName(prefs.lang);
+  const shown = tracks.enabled ? tracks.shown(lang).map((c) => ({ ...c, text: labelledText(c) })) : finals;
+  const blob = new Blob([render(shown, prefs.lang)], { type: mime });
   const stamp = new Date().toISOString().slice(0, 16).replace(/[-:]/g, "").replace("T", "-");
   const link = document.createElement("a");
   link.href = URL.createObjectURL(blob);
