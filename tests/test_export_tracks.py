@@ -160,3 +160,32 @@ def test_a_different_track_caption_under_a_stored_seq_is_refused(transcript: Pat
         store.append(row.seq, row.track, row.frame_json)  # the same again: a no-op
         with pytest.raises(TranscriptError, match="different content"):
             store.append(row.seq, row.track, row.frame_json.replace("Bonjour", "Salut"))
+
+
+async def test_track_frames_wait_for_a_full_database_and_are_written_in_order(tmp_path: Path) -> None:
+    from tests.test_store import RecordingViewer
+    from tests.test_store_failure import limit_pages, wait_until
+
+    with TranscriptStore(tmp_path / "t.sqlite3") as store:
+        backlog = SqliteBacklog(store, recent=2, retry_s=60.0)
+        hub = CaptionHub(channels=CHANNELS, tracks=TRACKS, store=backlog, backlog=2)
+        limit_pages(store, None)
+        n = 0
+        while backlog.store_ok:  # fill the database with track captions until one is refused
+            assert n < 500, "the database never filled up"
+            hub.publish_track(TrackCaption("fr", "mt", "floor", f"fr:u{n}", f"Phrase {n} " + "x" * 200, n, n + 1.0,
+                                           (f"u{n}",), "en", "apertium"))  # fmt: skip
+            n += 1
+        hub.publish(floor_final(0))
+        viewer = RecordingViewer()
+        await hub.attach(viewer, since=0, session=hub.session)  # replayed from the store and the unwritten tail
+        assert [frame.seq for frame in viewer.frames if frame.final] == list(range(1, n + 2))
+        assert backlog.store_pending >= 2 and store.last_seq() == n + 1 - backlog.store_pending
+        limit_pages(store, 1_000_000)
+        hub.publish_track(TrackCaption("fr", "mt", "floor", "fr:last", "Fin.", 900.0, 901.0, (), "en", "apertium"))
+        wait_until(lambda: backlog.store_ok)
+        rows = store.all_finals()
+        assert [row.seq for row in rows] == list(range(1, n + 3))
+        assert [row.track is None for row in rows] == [False] * n + [True, False]
+        assert [row.frame_json.encode() for row in rows] == [frame.text for frame in viewer.frames if frame.final]
+        backlog.close()
