@@ -32,13 +32,6 @@ export function sourceLabel(c, compact) {
   return { text, title: `${SOURCE_TITLES[c.source]}${engine}`, mt: c.source === "mt" };
 }
 
-// The words of a track caption for a download, labelled like `relay export`.
-export function labelledText(c) {
-  const label = SOURCE_LABELS[c.source];
-  if (c.source === "floor" || !label || !String(c.text).trim()) return c.text;
-  return `(${label.full}) ${c.text}`;
-}
-
 // What the server announced (channels, tracks) and what has been shown of each track.
 export class Tracks {
   constructor() {

@@ -2,8 +2,8 @@
 
 import { CaptionConnection } from "./connection.js";
 import { loadPrefs, savePrefs, urlOptions, SIZES, MAX_DELAY_S, clampDelay } from "./settings.js";
-import { Tracks, labelledText, trackName } from "./tracks.js";
-import { FORMATS } from "./transcript.js";
+import { Tracks, trackName } from "./tracks.js";
+import { downloadHref } from "./transcript.js";
 import { DelayLine, LiveView, TranscriptView } from "./views.js";
 
 const $ = (id) => document.getElementById(id);
@@ -13,7 +13,7 @@ const prefs = loadPrefs();
 if (options.lang) prefs.lang = options.lang;
 if (options.delay !== null) prefs.delay = options.delay;
 
-const finals = []; // every final received, for downloads (no tracks: protocol 1 and single-channel hubs)
+let finalsShown = 0; // to mark a new session in a transcript that has captions
 const tracks = new Tracks(); // the event's language tracks, when the relay sends them
 const status = { conn: "connecting", retryMs: 0, source: "connected", ended: false };
 
@@ -100,7 +100,7 @@ let hello = null;
 function receive(msg) {
   switch (msg.type) {
     case "hello":
-      if (hello !== null && hello.session !== msg.session && (finals.length > 0 || tracks.history.size > 0)) {
+      if (hello !== null && hello.session !== msg.session && finalsShown > 0) {
         transcript.note("— a new session started —");
       }
       hello = msg;
@@ -110,7 +110,7 @@ function receive(msg) {
       break;
     case "track":
     case "final": {
-      if (msg.type === "final" && msg.text && !tracks.enabled) finals.push(msg);
+      if (msg.text) finalsShown += 1;
       // A final replayed from the backlog is older: it waits only the rest of the delay.
       const replayed = hello !== null && msg.seq <= hello.seq;
       const age = replayed && msg.sent ? Math.max(0, hello.now - msg.sent) : 0;
@@ -183,21 +183,10 @@ function applyLang() {
     transcript.reset(shown);
   }
   renderStatus();
-}
-
-function download(format) {
-  const { render, mime } = FORMATS[format];
-  const lang = trackName(prefs.lang);
-  const shown = tracks.enabled ? tracks.shown(lang).map((c) => ({ ...c, text: labelledText(c) })) : finals;
-  const blob = new Blob([render(shown, prefs.lang)], { type: mime });
-  const stamp = new Date().toISOString().slice(0, 16).replace(/[-:]/g, "").replace("T", "-");
-  const link = document.createElement("a");
-  link.href = URL.createObjectURL(blob);
-  link.download = `captions-${stamp}-${prefs.lang}.${format}`;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  // Plain links to the server's export: the file is the whole event, in this language.
+  for (const link of document.querySelectorAll("a[data-format]")) {
+    link.href = downloadHref(link.dataset.format, prefs.lang);
+  }
 }
 
 function wireControls() {
@@ -223,9 +212,6 @@ function wireControls() {
     applyDelay();
     remember();
   });
-  for (const button of document.querySelectorAll("[data-format]")) {
-    button.addEventListener("click", () => download(button.dataset.format));
-  }
 }
 
 // ---- start --------------------------------------------------------------------
