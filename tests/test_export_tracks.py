@@ -189,3 +189,23 @@ async def test_track_frames_wait_for_a_full_database_and_are_written_in_order(tm
         assert [row.track is None for row in rows] == [False] * n + [True, False]
         assert [row.frame_json.encode() for row in rows] == [frame.text for frame in viewer.frames if frame.final]
         backlog.close()
+
+
+async def test_viewer_download_route_serves_the_track(transcript: Path) -> None:
+    import aiohttp
+
+    from relay.server import create_app, serve
+    from relay.transcript_routes import add_transcript_routes
+
+    app = create_app(CaptionHub())
+    add_transcript_routes(app, transcript)
+    async with serve(app, "127.0.0.1", 0, shutdown_timeout_s=2.0) as url, aiohttp.ClientSession() as session:
+        async with session.get(f"{url}/transcript.srt?lang=fr") as response:
+            assert response.status == 200
+            french = await response.text()
+        async with session.get(f"{url}/transcript.txt?lang=orig") as response:
+            original = await response.text()
+    with TranscriptStore(transcript, readonly=True) as store:
+        assert french == export(store, "srt", "fr")
+    assert [cue.content for cue in srt.parse(french)][2] == "(machine translation) Laissez-nous voter."
+    assert [line.split("] ", 1)[1] for line in original.splitlines()] == [text for _, text in FLOOR]

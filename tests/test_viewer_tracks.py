@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -125,3 +126,31 @@ async def test_a_booth_down_tells_its_viewers_mt_meanwhile(context: BrowserConte
     await page.select_option("#lang", "fr")
     await expect(status).to_have_text("Live")
     relay.hub.source_state(SourceState.CONNECTED, channel="booth-es")
+
+
+async def test_download_in_french_is_the_labelled_french_track(context: BrowserContext, tmp_path) -> None:
+    import srt
+
+    from relay.server import create_app, serve
+    from relay.store import SqliteBacklog, TranscriptStore
+    from relay.transcript_routes import add_transcript_routes
+
+    with TranscriptStore(tmp_path / "transcript.sqlite3") as store:
+        backlog = SqliteBacklog(store)
+        hub = CaptionHub(channels=CHANNELS, tracks=("en", "fr", "es", "original"), store=backlog,
+                         last_seq=backlog.last_seq, session=backlog.session)  # fmt: skip
+        hub.source_state(SourceState.CONNECTED)
+        app = create_app(hub)
+        add_transcript_routes(app, store)
+        async with serve(app, "127.0.0.1", 0, shutdown_timeout_s=2.0) as url:
+            page = await open_viewer(context, url + "/?lang=fr")
+            hub.publish(said(1, "floor", "en", "Good morning."))
+            hub.publish_track(track(1, "fr", "interpretation", "booth-fr", "Bonjour."))
+            hub.publish_track(track(2, "fr", "mt", "floor", "Votons."))
+            await expect(page.locator("#transcript-list li")).to_have_count(2)
+            async with page.expect_download() as info:
+                await page.click("a[data-format=srt]")
+            download = await info.value
+            body = Path(await download.path()).read_text(encoding="utf-8")
+        backlog.close()
+    assert [cue.content for cue in srt.parse(body)] == ["(interpretation) Bonjour.", "(machine translation) Votons."]
