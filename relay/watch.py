@@ -110,6 +110,10 @@ class TrackView:
         if msg.get("channel") == self.floor and msg.get("text"):
             self.floor_lang = msg.get("lang")
 
+    def is_floor(self, msg: dict[str, Any]) -> bool:
+        """A message of the floor (a booth's captions are shown only through its track)."""
+        return msg.get("channel", self.floor) == self.floor
+
     def partial_wanted(self, msg: dict[str, Any]) -> bool:
         """The floor's partials in this language; the booth's while the floor does not speak it."""
         if msg.get("channel") == self.floor:
@@ -147,11 +151,11 @@ async def _follow(url: str, resume: _Resume, printer: Printer, view: TrackView) 
                 view.note(msg)
                 if view.enabled and kind == "track" and msg.get("lang") == view.track:
                     printer.final(msg)
-                elif not view.enabled and kind == "final":
+                elif not view.enabled and kind == "final" and view.is_floor(msg):
                     printer.final(msg)
             elif kind == "partial" and msg["seq"] > resume.last_seq:
                 view.note(msg)
-                if not view.enabled or view.partial_wanted(msg):
+                if view.partial_wanted(msg) if view.enabled else view.is_floor(msg):
                     printer.partial(msg)
             elif kind == "status":
                 _LOGGER.info("Source %s: %s", msg.get("label", ""), msg.get("state"))

@@ -205,3 +205,22 @@ async def test_watch_lang_fr_prints_the_french_track_with_labels() -> None:
         hub.end_session("done")
         assert await asyncio.wait_for(watcher, TIMEOUT_S) == 0
     assert out.getvalue() == "(interpretation) fr words 1\nLe plancher parle.\n(machine translation) Traduit.\n"
+
+
+async def test_watch_lang_without_a_track_prints_the_floor_translated_not_the_booths() -> None:
+    import io
+
+    from relay.watch import watch
+
+    hub = CaptionHub(channels=CHANNELS, tracks=("fr", "original"))
+    out = io.StringIO()
+    async with running(hub) as url:
+        watcher = asyncio.create_task(watch(url.removesuffix("/ws"), "es", out))
+        while hub.viewer_count == 0:
+            await asyncio.sleep(0.05)
+        hub.publish(final(1, "booth-es", "es"))
+        hub.publish(Caption(kind="final", id="u2", lang="en", text="Hello.", start=2.0, end=3.0, wall=4.0,
+                            translations={"es": "Hola."}, mt={"es": "apertium"}))  # fmt: skip
+        hub.end_session("done")
+        assert await asyncio.wait_for(watcher, TIMEOUT_S) == 0
+    assert out.getvalue() == "Hola.\n"

@@ -154,3 +154,22 @@ async def test_download_in_french_is_the_labelled_french_track(context: BrowserC
             body = Path(await download.path()).read_text(encoding="utf-8")
         backlog.close()
     assert [cue.content for cue in srt.parse(body)] == ["(interpretation) Bonjour.", "(machine translation) Votons."]
+
+
+async def test_a_language_without_a_track_shows_the_floor_translated_never_a_booth(context: BrowserContext) -> None:
+    hub = CaptionHub(channels=CHANNELS, tracks=("en", "fr", "original"))
+    hub.source_state(SourceState.CONNECTED)
+    async with running_relay(hub) as relay:
+        page = await open_viewer(context, relay.url + "/?lang=es")
+        hub.publish(said(1, "booth-es", "es", "Buenos días.", "partial"))
+        hub.publish(said(1, "booth-es", "es", "Buenos días."))
+        floor = said(2, "floor", "en", "Good morning.")
+        hub.publish(Caption(**{**{f: getattr(floor, f) for f in floor.__slots__}, "translations": {"es": "Buen día."},
+                               "mt": {"es": "apertium"}}))  # fmt: skip
+        hub.publish_track(track(2, "fr", "mt", "floor", "Bonjour."))
+        items = page.locator("#transcript-list li")
+        await expect(items.locator(".text")).to_have_text(["Buen día."])
+        await expect(items.locator(".mt")).to_have_count(1)
+        await page.select_option("#lang", "fr")
+        await expect(items.locator(".text")).to_have_text(["Bonjour."])
+        assert page.problems == []  # type: ignore[attr-defined]

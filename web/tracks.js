@@ -36,6 +36,7 @@ export function sourceLabel(c, compact) {
 export class Tracks {
   constructor() {
     this.enabled = false;
+    this.names = []; // the tracks the relay sends
     this.floor = "floor";
     this.booths = new Map(); // channel name -> language
     this.states = new Map(); // channel name -> source state
@@ -44,7 +45,8 @@ export class Tracks {
   }
 
   hello(msg) {
-    this.enabled = Array.isArray(msg.tracks) && msg.tracks.length > 0;
+    this.names = Array.isArray(msg.tracks) ? msg.tracks : [];
+    this.enabled = this.names.length > 0;
     this.floor = typeof msg.channel === "string" ? msg.channel : "floor";
     this.booths.clear();
     for (const ch of Array.isArray(msg.channels) ? msg.channels : []) {
@@ -58,8 +60,14 @@ export class Tracks {
     if (msg.channel === this.floor && msg.text) this.floorLang = msg.lang;
   }
 
+  // Whether the page's language choice has a track to follow.
+  follows(lang) {
+    return this.names.includes(trackName(lang));
+  }
+
+  // A message of the floor (protocol 1 messages may lack a channel).
   isFloor(msg) {
-    return msg.channel === this.floor;
+    return msg.channel === undefined || msg.channel === this.floor;
   }
 
   partialWanted(msg, track) {

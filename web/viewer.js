@@ -15,6 +15,7 @@ if (options.delay !== null) prefs.delay = options.delay;
 
 let finalsShown = 0; // to mark a new session in a transcript that has captions
 const tracks = new Tracks(); // the event's language tracks, when the relay sends them
+const floorFinals = []; // the floor's finals, for a language without a track
 const status = { conn: "connecting", retryMs: 0, source: "connected", ended: false };
 
 const live = new LiveView($("live-lines"), {
@@ -39,7 +40,7 @@ function statusText() {
   if (status.source === "reconnecting") text = "Live — stream reconnecting…";
   if (status.source === "connecting") text = "Live — waiting for the stream";
   if (status.source === "ended") text = "The livestream has ended; waiting for the next";
-  if (text === "Live" && tracks.enabled && tracks.boothDown(trackName(prefs.lang))) {
+  if (text === "Live" && tracks.follows(prefs.lang) && tracks.boothDown(trackName(prefs.lang))) {
     text = "Live — interpretation unavailable; machine translation meanwhile";
   }
   return prefs.delay > 0 ? `${text} · ${prefs.delay} s delay` : text;
@@ -61,37 +62,42 @@ function renderStatus() {
 // ---- messages ---------------------------------------------------------------
 
 // With tracks: the chosen language's track captions as finals; partials as tracks.js says.
-let gapPending = false;
-function showTrack(msg) {
-  const lang = trackName(prefs.lang);
+let gapPending = false; // finals were missed: mark the next caption shown
+function showTrack(msg, lang) {
   if (msg.type === "partial") {
-    tracks.note(msg);
     if (tracks.partialWanted(msg, lang)) live.showPartial(msg);
   } else if (msg.type === "final") {
-    tracks.note(msg);
-    gapPending = gapPending || Boolean(msg.gap);
     live.clearPartial(msg); // its track caption follows (or already came)
-  } else if (msg.type === "track") {
-    if (gapPending || msg.gap) msg.gap = true;
+  } else if (msg.type === "track" && msg.lang === lang) {
+    if (gapPending) msg.gap = true;
     gapPending = false;
-    tracks.keep(msg);
-    if (msg.lang !== lang) return;
+    live.showFinal(msg);
+    transcript.add(msg);
+  }
+}
+
+// Without a track for the chosen language (protocol 1): the floor's finals, translated.
+function showFloor(msg) {
+  if (msg.type === "partial") {
+    live.showPartial(msg);
+  } else if (msg.type === "final" && !msg.text) {
+    live.clearPartial(); // an empty final withdraws a partial that turned out to be noise
+  } else if (msg.type === "final") {
+    if (gapPending) msg.gap = true;
+    gapPending = false;
     live.showFinal(msg);
     transcript.add(msg);
   }
 }
 
 function show(msg) {
-  if (tracks.enabled) {
-    showTrack(msg);
-  } else if (msg.type === "partial") {
-    live.showPartial(msg);
-  } else if (msg.type === "final" && !msg.text) {
-    live.clearPartial(); // an empty final withdraws a partial that turned out to be noise
-  } else if (msg.type === "final") {
-    live.showFinal(msg);
-    transcript.add(msg);
-  }
+  gapPending = gapPending || Boolean(msg.gap);
+  if (msg.type === "track") tracks.keep(msg);
+  else tracks.note(msg);
+  const floor = tracks.isFloor(msg);
+  if (floor && msg.type === "final" && msg.text) floorFinals.push(msg);
+  if (tracks.follows(prefs.lang)) showTrack(msg, trackName(prefs.lang));
+  else if (floor && msg.type !== "track") showFloor(msg); // never a booth's captions
 }
 
 const delayLine = new DelayLine(show);
@@ -178,7 +184,8 @@ function applyLang() {
   live.setLang(prefs.lang);
   transcript.setLang(prefs.lang);
   if (tracks.enabled) {
-    const shown = tracks.shown(trackName(prefs.lang));
+    const follows = tracks.follows(prefs.lang);
+    const shown = follows ? tracks.shown(trackName(prefs.lang)) : floorFinals;
     live.reset(shown);
     transcript.reset(shown);
   }
