@@ -173,3 +173,37 @@ async def test_a_language_without_a_track_shows_the_floor_translated_never_a_boo
         await page.select_option("#lang", "fr")
         await expect(items.locator(".text")).to_have_text(["Bonjour."])
         assert page.problems == []  # type: ignore[attr-defined]
+
+
+async def test_the_interpreted_event_in_french_reads_as_the_composer_decided(context: BrowserContext) -> None:
+    import json
+
+    from relay.tracks import TrackComposer
+    from tests.test_tracks import BOOTHS, EVENT_JSON, LANGS, event_script, expected
+
+    if not EVENT_JSON.is_file():
+        pytest.skip("no interpreted event data")
+    event = json.loads(EVENT_JSON.read_text())
+    hub = CaptionHub(channels=CHANNELS, tracks=(*LANGS, "original"))
+    hub.source_state(SourceState.CONNECTED)
+    composer = TrackComposer(LANGS, BOOTHS)
+    for wall, _, item in sorted(event_script(event).items, key=lambda entry: (entry[0], entry[1])):
+        if isinstance(item, Caption):
+            hub.publish(item)
+        for caption in composer.feed(item, wall):
+            hub.publish_track(caption)
+    names = {"floor": "speaker", "interpretation": "interpretation", "mt": "machine translation"}
+    async with running_relay(hub) as relay:
+        page = await open_viewer(context, relay.url + "/?lang=fr")
+        items = page.locator("#transcript-list li")
+        for lang in ("fr", "en"):  # English: the English booth drops out for two passages
+            await page.select_option("#lang", lang)
+            want = expected(event, lang)
+            await expect(items).to_have_count(len(want))
+            texts = await items.locator(".text").all_text_contents()
+            labels = [await item.locator(".source, .mt").get_attribute("data-label") for item in await items.all()]
+            assert [(label, " ".join(text.split())) for label, text in zip(labels, texts)] == [
+                (names[source], " ".join(text.split())) for source, text, _ in want
+            ]
+            assert "interpretation" in labels
+    assert labels.count("machine translation") == len(event["dropout"]["utterances"])
