@@ -1,5 +1,11 @@
 """Durable transcript: every final caption in SQLite (WAL), and a hub backlog on top of it.
 
+What is stored: every numbered frame the hub published, in one `seq`: the finals of
+every channel (floor and booths) in `finals`, and the language tracks' captions
+(`type: "track"`) in `tracks`. A seq is in exactly one of the two tables.
+
+Schema (version 2) and its migration from version 1: `relay.transcript_schema`.
+
 Durability: WAL with `synchronous=NORMAL` (the default). A commit write(2)s the
 transaction to the WAL without fsync, so a final whose `append` returned survives
 kill -9 of the process, and the database is never corrupted. A power cut or kernel
@@ -20,7 +26,6 @@ import concurrent.futures
 import itertools
 import json
 import logging
-import secrets
 import sqlite3
 import threading
 import time
@@ -31,11 +36,15 @@ from typing import Any
 
 from .messages import Caption
 from .pending import PendingFinals
-from .protocol import Frame, websocket_text_frame
+from .protocol import Frame, track_from_message, websocket_text_frame
+from .tracks.model import TrackCaption
+from .transcript_schema import (
+    COLUMNS, INSERT, INSERT_TRACK, MIGRATABLE, SCHEMA_VERSION, TRACK_COLUMNS, StoredFinal, TranscriptError,
+    caption_row, create_or_migrate, stored_final, stored_track, track_row,
+)  # fmt: skip
 
 _LOGGER = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
 TRANSCRIPT_FILE = "transcript.sqlite3"
 # A checkpoint (WAL copied into the database, fsynced) takes 10-100 ms here. SQLite would
 # run it inside the commit crossing 1000 WAL pages, i.e. in `append` on the event loop;
@@ -43,32 +52,7 @@ TRANSCRIPT_FILE = "transcript.sqlite3"
 CHECKPOINT_EVERY = 500
 WRITE_BUSY_TIMEOUT_MS = 100
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS finals (
-    seq INTEGER PRIMARY KEY, caption_id TEXT NOT NULL, channel TEXT NOT NULL,
-    lang TEXT NOT NULL, text TEXT NOT NULL, translations TEXT NOT NULL, mt TEXT NOT NULL,
-    mt_ms REAL, start_s REAL NOT NULL, end_s REAL NOT NULL, wall_s REAL NOT NULL,
-    published_at REAL NOT NULL, frame TEXT NOT NULL
-);
-"""
-_COLUMNS = "seq, caption_id, channel, lang, text, translations, mt, mt_ms, start_s, end_s, wall_s, published_at, frame"
-_INSERT = f"INSERT INTO finals ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"
 _SYNCHRONOUS = ("NORMAL", "FULL")
-
-
-class TranscriptError(RuntimeError):
-    """The transcript refuses this final (a gap, a different final under a stored seq) or file."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredFinal:
-    """One final as stored: its seq, the caption, and the exact JSON frame viewers got."""
-
-    seq: int
-    caption: Caption
-    frame_json: str
-    published_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +116,7 @@ class TranscriptStore:
             raise TranscriptError(f"{self.path}: SQLite refused WAL mode (got {mode!r})")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         conn.execute("PRAGMA wal_autocheckpoint = 0")
-        conn.executescript(_SCHEMA)
-        meta = {"schema_version": str(SCHEMA_VERSION), "session": secrets.token_hex(8), "started_at": repr(time.time())}
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", meta.items())
-        conn.execute("COMMIT")
+        create_or_migrate(conn, self.path)
         # Appends run on the event loop: a database another process keeps busy must fail them
         # fast (SqliteBacklog keeps the final and retries off the loop), not stall captions 5 s.
         conn.execute(f"PRAGMA busy_timeout = {WRITE_BUSY_TIMEOUT_MS}")
@@ -155,30 +135,37 @@ class TranscriptStore:
             values = dict(self._reader().execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.DatabaseError as error:
             raise TranscriptError(f"{self.path} is not a relay transcript: {error}") from error
-        if values.get("schema_version") != str(SCHEMA_VERSION):
-            raise TranscriptError(f"{self.path}: schema {values.get('schema_version')}, expected {SCHEMA_VERSION}")
-        return TranscriptMeta(SCHEMA_VERSION, values["session"], float(values["started_at"]))
+        version = values.get("schema_version")
+        if version != str(SCHEMA_VERSION) and not (self.readonly and version in MIGRATABLE):
+            raise TranscriptError(f"{self.path}: schema {version}, expected {SCHEMA_VERSION}")
+        found = self._reader().execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tracks'")
+        self._has_tracks = found.fetchone() is not None
+        return TranscriptMeta(int(version or 0), values["session"], float(values["started_at"]))
 
     def _query_last_seq(self) -> int:
-        """The highest stored seq, 0 when empty."""
-        return int(self._reader().execute("SELECT max(seq) FROM finals").fetchone()[0] or 0)
+        """The highest stored seq (channel final or track caption), 0 when empty."""
+        sql = "SELECT max(seq) FROM finals"
+        if self._has_tracks:
+            sql = "SELECT max(m) FROM (SELECT max(seq) AS m FROM finals UNION ALL SELECT max(seq) FROM tracks)"
+        return int(self._reader().execute(sql).fetchone()[0] or 0)
 
-    def append(self, seq: int, caption: Caption, frame_json: str, published_at: float | None = None) -> None:
-        """Commit final `seq`; the same final again is a no-op, a gap or a different final raises."""
-        if not caption.is_final:
-            raise ValueError(f"only finals are stored, got a {caption.kind}")
+    def append(
+        self, seq: int, caption: Caption | TrackCaption, frame_json: str, published_at: float | None = None
+    ) -> None:
+        """Commit final or track caption `seq`; the same one again is a no-op, a gap or a different one raises."""
         if self._writer is None:
             raise TranscriptError(f"transcript {self.path} is read-only")
-        row = (
-            seq, caption.id, caption.channel, caption.lang, caption.text,
-            _dumps(caption.translations), _dumps(caption.mt), caption.mt_ms,
-            caption.start, caption.end, caption.wall,
-            time.time() if published_at is None else published_at, frame_json,
-        )  # fmt: skip
+        when = time.time() if published_at is None else published_at
+        if isinstance(caption, TrackCaption):
+            sql, row = INSERT_TRACK, track_row(seq, caption, frame_json, when)
+        elif not caption.is_final:
+            raise ValueError(f"only finals are stored, got a {caption.kind}")
+        else:
+            sql, row = INSERT, caption_row(seq, caption, frame_json, when)
         with self._lock:
             last = self._last_seq
             if seq == last + 1:
-                self._writer.execute(_INSERT, row)  # autocommit: committed when this returns
+                self._writer.execute(sql, row)  # autocommit: committed when this returns
                 self._last_seq = seq
         if seq == last + 1:
             if seq % CHECKPOINT_EVERY == 0:
@@ -190,7 +177,10 @@ class TranscriptStore:
 
     def _check_duplicate(self, seq: int, frame_json: str) -> None:
         """Accept the very same final stored again, refuse a different one."""
-        stored = self._reader().execute("SELECT frame FROM finals WHERE seq = ?", (seq,)).fetchone()
+        sql = "SELECT frame FROM finals WHERE seq = ?"
+        if self._has_tracks:
+            sql += " UNION ALL SELECT frame FROM tracks WHERE seq = ?"
+        stored = self._reader().execute(sql, (seq,) * sql.count("?")).fetchone()
         if stored is None or stored[0] != frame_json:
             raise TranscriptError(f"final {seq} is already stored with different content")
         _LOGGER.debug("Final %d already stored", seq)
@@ -205,23 +195,39 @@ class TranscriptStore:
         return self._last_seq if self._writer is not None else self._query_last_seq()
 
     def finals_since(self, seq: int, limit: int | None = None) -> list[StoredFinal]:
-        """Stored finals with seq > `seq`, oldest first, at most `limit`."""
-        sql = f"SELECT {_COLUMNS} FROM finals WHERE seq > ? ORDER BY seq LIMIT ?"
-        rows = self._reader().execute(sql, (seq, -1 if limit is None else limit)).fetchall()
-        return [_stored_final(row) for row in rows]
+        """Stored finals and track captions with seq > `seq`, oldest first, at most `limit`."""
+        count = -1 if limit is None else limit
+        sql = f"SELECT {COLUMNS} FROM finals WHERE seq > ? ORDER BY seq LIMIT ?"
+        finals = [stored_final(row) for row in self._reader().execute(sql, (seq, count)).fetchall()]
+        if not self._has_tracks:
+            return finals
+        sql = f"SELECT {TRACK_COLUMNS} FROM tracks WHERE seq > ? ORDER BY seq LIMIT ?"
+        tracks = [stored_track(row) for row in self._reader().execute(sql, (seq, count)).fetchall()]
+        merged = sorted([*finals, *tracks], key=lambda stored: stored.seq)
+        return merged if limit is None else merged[:limit]
 
     def frames_since(self, seq: int, limit: int | None = None) -> list[Frame]:
-        """The frames of finals with seq > `seq`, oldest first: replay without decoding captions."""
-        sql = "SELECT seq, frame FROM finals WHERE seq > ? ORDER BY seq LIMIT ?"
-        rows = self._reader().execute(sql, (seq, -1 if limit is None else limit)).fetchall()
+        """The frames of finals and track captions with seq > `seq`, oldest first: replay without decoding."""
+        sql = "SELECT seq, frame FROM finals WHERE seq > ?"
+        if self._has_tracks:
+            sql += " UNION ALL SELECT seq, frame FROM tracks WHERE seq > ?"
+        params = (*(seq,) * sql.count("?"), -1 if limit is None else limit)
+        rows = self._reader().execute(f"{sql} ORDER BY seq LIMIT ?", params).fetchall()
         return [stored_frame(row_seq, frame_json) for row_seq, frame_json in rows]
 
     def all_finals(self, lang: str | None = None) -> list[StoredFinal]:
-        """The whole transcript in order; with `lang`, only the finals spoken in that language."""
+        """The whole transcript in order (track rows included); with `lang`, only the channel finals spoken in it."""
         if lang is None:
             return self.finals_since(0)
-        sql = f"SELECT {_COLUMNS} FROM finals WHERE lang = ? ORDER BY seq"
-        return [_stored_final(row) for row in self._reader().execute(sql, (lang,)).fetchall()]
+        sql = f"SELECT {COLUMNS} FROM finals WHERE lang = ? ORDER BY seq"
+        return [stored_final(row) for row in self._reader().execute(sql, (lang,)).fetchall()]
+
+    def track(self, lang: str) -> list[StoredFinal]:
+        """The captions of one language track, in order (empty for a transcript without tracks)."""
+        if not self._has_tracks:
+            return []
+        sql = f"SELECT {TRACK_COLUMNS} FROM tracks WHERE track_lang = ? ORDER BY seq"
+        return [stored_track(row) for row in self._reader().execute(sql, (lang,)).fetchall()]
 
     def journal_mode(self) -> str:
         """The database's journal mode ("wal")."""
@@ -334,8 +340,9 @@ class SqliteBacklog:
         """Write one final (any thread); raises sqlite3.Error when the database fails."""
         assert frame.seq is not None
         message = json.loads(frame.text)
+        caption = track_from_message(message) if message.get("type") == "track" else caption_from_message(message)
         # Publication time from the frame: a final written late by a retry keeps when it was sent.
-        self.store.append(frame.seq, caption_from_message(message), frame.text.decode(), message.get("sent"))
+        self.store.append(frame.seq, caption, frame.text.decode(), message.get("sent"))
 
     async def finals_since(self, seq: int, limit: int | None = None) -> Sequence[Frame]:
         """Finals after `seq`: the next `limit`, or without a limit the latest `max_replay` at most."""
@@ -363,16 +370,3 @@ class SqliteBacklog:
         return len(self._tail)
 
 
-def _dumps(mapping: Mapping[str, str]) -> str:
-    """Compact JSON of a mapping, non-ASCII kept."""
-    return json.dumps(dict(mapping), ensure_ascii=False, separators=(",", ":"))
-
-
-def _stored_final(row: tuple[Any, ...]) -> StoredFinal:
-    """Turn a `finals` row (in _COLUMNS order) into a StoredFinal."""
-    seq, caption_id, channel, lang, text, translations, mt, mt_ms, start, end, wall, published_at, frame = row
-    caption = Caption(
-        kind="final", id=caption_id, lang=lang, text=text, start=start, end=end, wall=wall,
-        channel=channel, translations=json.loads(translations), mt=json.loads(mt), mt_ms=mt_ms,
-    )  # fmt: skip
-    return StoredFinal(seq=seq, caption=caption, frame_json=frame, published_at=published_at)
