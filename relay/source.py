@@ -83,6 +83,9 @@ def decode_audio(
     """Yield (16 kHz mono float32 samples, source timestamp of the packet) for the first
     audio stream, skipping corrupt packets and packets `admit` turns down."""
     stream = container.streams.audio[0]
+    for other in container.streams:
+        if other.index != stream.index:  # unread: an HLS demuxer then fetches none of its segments
+            other.discard = av.stream.Discard.all
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE_HZ)
     for packet in container.demux(stream):
         if admit is not None and not admit(packet):
