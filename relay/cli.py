@@ -1,4 +1,4 @@
-"""Command line: `relay transcribe`, `serve`, `start`/`status`/`stop`/`restart`/`export`, `watch`, `translate`, `models`."""
+"""Command line: `relay transcribe`, `serve`, `start`/`status`/`stop`/`restart`/`export`, `watch`, `translate`, `models`, `probe`."""
 
 from __future__ import annotations
 
@@ -9,13 +9,16 @@ import sys
 from pathlib import Path
 
 from relay import daemon, runner
+from relay.channel_input import ChannelSourceError, open_channels, open_event_channels
+from relay.channels import AUTO, ChannelError, check_booths, parse_booth, separate_channels
 from relay.logfile import add_log_options
 from relay.modelstore import ModelError, load_catalogue, models_dir, resolve_model
 from relay.output import JsonlWriter, TextWriter
+from relay.probe import run_probe
 from relay.redact import redact_url
 from relay.rundir import AlreadyRunning, RunDirectory
 from relay.server import check_frame_ancestors
-from relay.source import SourceError
+from relay.source import SourceError, SourceSettings
 from relay.translation.commands import (
     TranslationInstallError,
     install_translation_file,
@@ -94,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         "install-translation", help="install an Argos Translate package: FILE.argosmodel, or SRC TGT from the index"
     )
     install_mt.add_argument("package", nargs="+", metavar="FILE | SRC TGT")
+
+    probe = commands.add_parser("probe", help="list a source's audio tracks and the channels --booths auto makes of them")
+    probe.add_argument("source", help="URL or path FFmpeg can open (HLS master playlist, MPEG-TS, Matroska...)")
+    probe.add_argument("--json", action="store_true", help="machine-readable")
+    probe.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the source")
+    probe.set_defaults(handler=cmd_probe)
     return parser
 
 
@@ -106,6 +115,10 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beam-size", type=int, default=5, help="beam width of final decodes")
     parser.add_argument("--stall-timeout", type=float, default=10.0, help="seconds without data before reconnecting")
     parser.add_argument("--no-translate", action="store_true", help="captions in the spoken language only")
+    parser.add_argument("--booth", action="append", type=parse_booth, default=[], metavar="LANG=SOURCE",
+                        help="an interpreter booth channel in its own source, e.g. fr=srt://host:9001 (repeatable)")
+    parser.add_argument("--booths", choices=[AUTO], default=None,
+                        help="auto: booth channels from the source's audio tracks, by language tag (see relay probe)")
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
@@ -150,12 +163,30 @@ def _frame_ancestors(text: str) -> str:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
+    check_channel_sources(args)
     sink = JsonlWriter(sys.stdout) if args.jsonl else TextWriter(sys.stdout, sys.stdout.isatty())
     return asyncio.run(runner.transcribe(args, sink))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    check_channel_sources(args)
     return asyncio.run(runner.serve_relay(args))
+
+
+def check_channel_sources(args: argparse.Namespace) -> None:
+    """Open (then close) the booth sources, so a bad booth fails like a bad floor: before models load."""
+    # The pipeline opens the floor itself; it is opened here only to map its tracks (--booths auto).
+    floor = SourceSettings(url=args.source, stall_timeout_s=args.stall_timeout)
+    if args.booths == AUTO and floor.url != "-":
+        inputs = open_event_channels(floor, args.booth, auto=True)
+    else:
+        inputs = open_channels(separate_channels(floor, args.booth)[1:])
+    for channel in inputs.values():
+        channel.close()
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    return run_probe(SourceSettings(url=args.source, open_timeout_s=args.timeout), args.json, sys.stdout)
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -189,7 +220,13 @@ def _raw_args_after(command: str, args: argparse.Namespace) -> list[str]:
         if word.startswith(("--ready-timeout=", "--log-file=")):
             continue
         out.append(word)
-    return [str(Path(w).resolve()) if _is_local_path(w) else w for w in out]
+    return [_absolute_booth(w) if "=" in w else str(Path(w).resolve()) if _is_local_path(w) else w for w in out]
+
+
+def _absolute_booth(word: str) -> str:
+    """LANG=relative/path of a --booth, made absolute so a restart from elsewhere finds it."""
+    lang, _, target = word.partition("=")
+    return f"{lang}={Path(target).resolve()}" if _is_local_path(target) else word
 
 
 def _is_local_path(word: str) -> bool:
@@ -247,12 +284,23 @@ def _install_translation(words: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(raw)
+    parser = build_parser()
+    args = parser.parse_args(raw)
     args.raw_argv = raw
+    try:
+        check_booths(getattr(args, "booth", []))
+    except ChannelError as exc:
+        parser.error(str(exc))
     level = logging.WARNING - 10 * min(args.verbose + 1, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return args.handler(args)
+    except ChannelSourceError as exc:
+        print(f"relay: {_channel_source_problem(exc)}", file=sys.stderr)
+        return EXIT_SOURCE
+    except ChannelError as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        return EXIT_SOURCE
     except SourceError as exc:
         shown = redact_url(args.source)  # and in the reason too: FFmpeg's messages may quote the address
         reason = str(exc).replace(args.source, shown) if shown != args.source else str(exc)
@@ -266,6 +314,14 @@ def main(argv: list[str] | None = None) -> int:
         return daemon.EXIT_ALREADY_RUNNING
     except KeyboardInterrupt:
         return 130
+
+
+def _channel_source_problem(exc: ChannelSourceError) -> str:
+    """One line naming the channel and its source, without secrets (FFmpeg may quote the address)."""
+    shown = redact_url(exc.url)
+    reason = str(exc).replace(exc.url, shown) if shown != exc.url else str(exc)
+    what = "source" if exc.channel == "floor" else f"{exc.channel} source"
+    return f"cannot read {what} {shown!r}: {reason}"
 
 
 if __name__ == "__main__":

@@ -1,0 +1,255 @@
+"""Several audio tracks of one source read by one thread, each handed to its channel's queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Sequence
+
+import av
+import numpy as np
+
+from relay.channels import ChannelSpec
+from relay.messages import SAMPLE_RATE_HZ, AudioChunk, SourceEvent, SourceState
+from relay.redact import redact_url
+from relay.source import CHUNK_SAMPLES, SourceError, SourceItem, SourceSettings, _reason, _StreamClock, open_container
+
+_LOGGER = logging.getLogger(__name__)
+
+_QUEUE_CHUNKS = 256  # per channel: 16 s of audio
+_WAIT_S = 0.5  # how often a blocked reader looks at the stop flags
+
+
+class StreamEpoch:
+    """When stream time 0 plays (time.monotonic()): one for all channels, so --realtime paces them together."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._at: float | None = None
+
+    def mark(self) -> float:
+        """Start the clock now unless a channel already did; the start time."""
+        with self._lock:
+            if self._at is None:
+                self._at = time.monotonic()
+            return self._at
+
+    @property
+    def at(self) -> float | None:
+        """The start time, or None before any channel started."""
+        return self._at
+
+    def wait_until(self, stream_s: float, stop: threading.Event) -> None:
+        """Sleep until stream time `stream_s` plays, or stop is set."""
+        delay = self.mark() + stream_s - time.monotonic()
+        if delay > 0:
+            stop.wait(delay)
+
+
+class ChannelQueue:
+    """Items of one channel, from a reader thread to the event loop; audio is bounded, events are not."""
+
+    def __init__(self, spec: ChannelSpec) -> None:
+        self.spec = spec
+        self.closed = threading.Event()  # the consumer stopped: drop what comes
+        self._room = threading.BoundedSemaphore(_QUEUE_CHUNKS)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[SourceItem | BaseException | None] = asyncio.Queue()
+        self._lock = threading.Lock()
+        self._early: list[SourceItem | BaseException | None] = []  # sent before the consumer came
+
+    def bind(self) -> None:
+        """Attach to the running event loop (the consumer's) and take what was sent before."""
+        with self._lock:
+            self._loop = asyncio.get_running_loop()
+            for item in self._early:
+                self._queue.put_nowait(item)
+            self._early.clear()
+
+    def put_audio(self, chunk: AudioChunk, stopping: threading.Event) -> bool:
+        """Block while the channel is behind; False if it closed or the reader is stopping."""
+        while not self._room.acquire(timeout=_WAIT_S):
+            if self.closed.is_set() or stopping.is_set():
+                return False
+        if self.closed.is_set():
+            self._room.release()
+            return False
+        self._send(chunk)
+        return True
+
+    def put_control(self, item: SourceEvent | BaseException | None) -> None:
+        """An event, an error or the end mark: never blocks."""
+        self._send(item)
+
+    def _send(self, item: SourceItem | BaseException | None) -> None:
+        with self._lock:
+            if self._loop is None:
+                self._early.append(item)  # bounded: audio waits for room (_room) like any other
+                return
+            try:
+                self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                self.closed.set()
+
+    async def items(self) -> AsyncIterator[SourceItem]:
+        """Chunks and events until the end mark; an error from the reader is raised here."""
+        self.bind()
+        while (item := await self._queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, AudioChunk):
+                self._room.release()
+            yield item
+
+    def close(self) -> None:
+        """The consumer is done: the reader drops this channel's audio and is not blocked by it."""
+        self.closed.set()
+
+
+class MultiTrackReader:
+    """Demuxes the wanted audio streams of one container on one thread.
+
+    Like AudioSource, it reconnects a network source with backoff, skips what a reopened live
+    source replays (per stream, by timestamp), and moves each channel's clock on by the gap.
+    A channel that falls behind holds the reader back (its queue is bounded), so all channels
+    stay on one clock; one that stopped is dropped without holding anything.
+    """
+
+    def __init__(self, settings: SourceSettings, container: av.container.InputContainer,
+                 queues: Sequence[ChannelQueue], epoch: StreamEpoch) -> None:
+        self.settings = settings
+        self._container: av.container.InputContainer | None = container
+        self._queues = {queue.spec.stream_index: queue for queue in queues}
+        self._epoch = epoch
+        self._stop = threading.Event()
+        self._started = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the reader thread (once; later calls do nothing)."""
+        with self._started:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="multitrack", daemon=True)
+                self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to finish; it notices within one packet or _WAIT_S."""
+        self._stop.set()
+
+    def channel_closed(self) -> None:
+        """A channel's consumer finished; once all have, the reader stops."""
+        if all(queue.closed.is_set() for queue in self._queues.values()):
+            self._stop.set()
+            self.close_unstarted()
+
+    def close_unstarted(self) -> None:
+        """Close the container if the thread never ran (e.g. the event failed to start)."""
+        with self._started:
+            if self._thread is None and self._container is not None:
+                self._container.close()
+                self._container = None
+
+    def _broadcast(self, item: SourceEvent | BaseException | None) -> None:
+        for queue in self._queues.values():
+            if not queue.closed.is_set() or item is None:
+                queue.put_control(item)
+
+    def _run(self) -> None:
+        clocks = {index: _StreamClock() for index in self._queues}
+        container = self._container
+        try:
+            self._broadcast(SourceEvent(SourceState.CONNECTED, self.settings.url))
+            while container is not None and not self._stop.is_set():
+                fresh = self._pump(container, clocks)
+                container.close()
+                if self._stop.is_set() or not self.settings.should_reconnect:
+                    break
+                if not fresh and any(c.dropped_at is not None for c in clocks.values()):
+                    break  # a reopened source with nothing new has ended (e.g. HLS ENDLIST)
+                for clock in clocks.values():
+                    clock.dropped_at = time.monotonic()
+                container = self._reconnect()
+            self._broadcast(SourceEvent(SourceState.ENDED, self.settings.url))
+        except Exception as exc:  # surfaces in every channel's pipeline
+            self._broadcast(exc)
+        finally:
+            self._container = None
+            self._broadcast(None)
+
+    def _pump(self, container: av.container.InputContainer, clocks: dict[int, _StreamClock]) -> bool:
+        """Hand over what the container yields; True if any audio was new."""
+        streams = [s for s in container.streams.audio if s.index in self._queues]
+        if len(streams) < len(self._queues):
+            _LOGGER.warning("Source %s lost audio tracks: has %s, wants %s", redact_url(self.settings.url),
+                            [s.index for s in streams], sorted(self._queues))
+        decoders = {s.index: _TrackDecoder() for s in streams}
+        fresh = False
+        try:
+            for packet in container.demux(*streams):
+                index = packet.stream.index
+                for samples, pts_s in decoders[index].decode(packet, clocks[index].last_pts_s):
+                    fresh = self._deliver(index, samples, pts_s, clocks[index]) or fresh
+                if self._stop.is_set():
+                    return fresh
+            for index, decoder in decoders.items():
+                for samples, pts_s in decoder.flush():
+                    self._deliver(index, samples, pts_s, clocks[index])
+        except (av.FFmpegError, OSError) as exc:
+            _LOGGER.warning("Source %s dropped: %s", redact_url(self.settings.url), _reason(exc))
+        return fresh
+
+    def _deliver(self, index: int, samples: np.ndarray, pts_s: float | None, clock: _StreamClock) -> bool:
+        """Cut into chunks on the channel's clock, paced if asked; True (the audio was new)."""
+        if clock.dropped_at is not None:
+            clock.advance_after_gap(pts_s)
+        if pts_s is not None:
+            clock.last_pts_s = max(pts_s, clock.last_pts_s or pts_s)
+        queue = self._queues[index]
+        for start in range(0, len(samples), CHUNK_SAMPLES):
+            piece = samples[start : start + CHUNK_SAMPLES]
+            chunk = AudioChunk(piece, clock.samples / SAMPLE_RATE_HZ)
+            clock.samples += len(piece)
+            if self.settings.realtime:
+                self._epoch.wait_until(chunk.end_s, self._stop)
+            if self._stop.is_set() or not queue.put_audio(chunk, self._stop):
+                break
+        return True
+
+    def _reconnect(self) -> av.container.InputContainer | None:
+        self._broadcast(SourceEvent(SourceState.RECONNECTING, self.settings.url))
+        backoff = 0.5
+        while not self._stop.wait(backoff):
+            try:
+                container = open_container(self.settings)
+            except SourceError as exc:
+                _LOGGER.info("Reconnecting to %s failed: %s", redact_url(self.settings.url), exc)
+                backoff = min(backoff * 2, self.settings.max_backoff_s)
+                continue
+            _LOGGER.info("Reconnected to %s", redact_url(self.settings.url))
+            self._broadcast(SourceEvent(SourceState.CONNECTED, self.settings.url))
+            return container
+        return None
+
+
+class _TrackDecoder:
+    """Decodes one stream's packets to 16 kHz mono, skipping replayed and corrupt ones."""
+
+    def __init__(self) -> None:
+        self._resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE_HZ)
+
+    def decode(self, packet: av.Packet, skip_until_s: float | None) -> list[tuple[np.ndarray, float | None]]:
+        pts_s = float(packet.pts * packet.time_base) if packet.pts is not None else None
+        if skip_until_s is not None and pts_s is not None and pts_s <= skip_until_s:
+            return []
+        try:
+            frames = packet.decode()
+        except av.InvalidDataError as exc:
+            _LOGGER.warning("Skipping a corrupt audio packet: %s", _reason(exc))
+            return []
+        return [(out.to_ndarray().reshape(-1), pts_s) for frame in frames for out in self._resampler.resample(frame)]
+
+    def flush(self) -> list[tuple[np.ndarray, float | None]]:
+        return [(out.to_ndarray().reshape(-1), None) for out in self._resampler.resample(None)]
+

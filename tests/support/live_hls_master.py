@@ -1,0 +1,185 @@
+"""A live HLS master playlist over loopback: the floor and booth channels as EXT-X-MEDIA audio renditions.
+
+Every rendition is a sliding live media playlist (``/{name}/live.m3u8``, segments
+``/{name}/seg{n}.ts``) cut from its own file, all on one stream clock (the one of
+``LiveHlsServer``, whose docstring explains it). ``/master.m3u8`` lists them as
+``TYPE=AUDIO`` renditions of one group; the floor is the ``DEFAULT=YES`` rendition and the
+variant stream's own playlist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import pytest
+from aiohttp import web
+
+from tests.support.live_hls import LiveHlsServer, Timeline, render_playlist
+from tests.support.media import SPEECH_DIR, encode_aac, mux_ts_segment
+
+INTERPRETATION_DIR = SPEECH_DIR / "interpretation"
+MASTER_PATH = "/master.m3u8"
+
+
+@dataclass(frozen=True, slots=True)
+class Rendition:
+    """One EXT-X-MEDIA audio rendition: its path name, NAME, LANGUAGE (None: no attribute) and file."""
+
+    name: str
+    title: str
+    language: str | None
+    audio_path: Path
+
+
+def interpretation_renditions(floor_language: str | None = "mul") -> tuple[Rendition, ...]:
+    """The floor and the en/fr/es booths of the interpreted event in /work/shared/speech."""
+    return (
+        Rendition("floor", "Floor", floor_language, INTERPRETATION_DIR / "floor.flac"),
+        Rendition("en", "English", "en", INTERPRETATION_DIR / "booth-en.flac"),
+        Rendition("fr", "Français", "fr", INTERPRETATION_DIR / "booth-fr.flac"),
+        Rendition("es", "Español", "es", INTERPRETATION_DIR / "booth-es.flac"),
+    )
+
+
+def render_master(renditions: tuple[Rendition, ...]) -> str:
+    """The master playlist: one audio group, the first rendition the default and the variant."""
+    lines = ["#EXTM3U", "#EXT-X-VERSION:3"]
+    for index, rendition in enumerate(renditions):
+        attributes = ["TYPE=AUDIO", 'GROUP-ID="aud"', f'NAME="{rendition.title}"']
+        if rendition.language is not None:
+            attributes.append(f'LANGUAGE="{rendition.language}"')
+        attributes += [f"DEFAULT={'YES' if index == 0 else 'NO'}", "AUTOSELECT=YES",
+                       f'URI="{rendition.name}/live.m3u8"']
+        lines.append("#EXT-X-MEDIA:" + ",".join(attributes))
+    lines += ['#EXT-X-STREAM-INF:BANDWIDTH=96000,CODECS="mp4a.40.2",AUDIO="aud"',
+              f"{renditions[0].name}/live.m3u8"]
+    return "\n".join(lines) + "\n"
+
+
+def trim_audio(audio_path: Path, seconds: float, out_dir: Path) -> Path:
+    """The first `seconds` of a file as FLAC in out_dir (encoding a whole 326 s file is slow)."""
+    out = out_dir / f"{audio_path.stem}-{seconds:g}s.flac"
+    if out.exists():
+        return out
+    with av.open(str(audio_path)) as source, av.open(str(out), "w") as target:
+        stream_in = source.streams.audio[0]
+        stream_out = target.add_stream("flac", rate=stream_in.rate, layout="mono")
+        limit = round(seconds * stream_in.rate)
+        written = 0
+        for frame in source.decode(stream_in):
+            if written >= limit:
+                break
+            frame.pts = None
+            target.mux(stream_out.encode(frame))
+            written += frame.samples
+        target.mux(stream_out.encode(None))
+    return out
+
+
+class LiveHlsMasterServer(LiveHlsServer):
+    """Serves the master playlist and every rendition's live playlist and segments."""
+
+    def __init__(self, renditions: tuple[Rendition, ...] | None = None, seconds: float | None = 40.0,
+                 **options) -> None:
+        """Configure only: renditions (default: the interpreted event), first `seconds` of each."""
+        self.renditions = renditions or interpretation_renditions()
+        super().__init__(self.renditions[0].audio_path, **options)
+        self.seconds = seconds
+        self._timelines: dict[str, Timeline] = {}
+        self._workdir = tempfile.TemporaryDirectory(prefix="live-hls-master-")
+
+    @property
+    def url(self) -> str:
+        """The master playlist URL."""
+        return f"http://127.0.0.1:{self.port}{MASTER_PATH}"
+
+    def rendition_url(self, name: str) -> str:
+        """One rendition's media playlist URL."""
+        return f"http://127.0.0.1:{self.port}/{name}/live.m3u8"
+
+    def start(self) -> LiveHlsMasterServer:
+        """Encode every rendition (once), then start the clock and listen like LiveHlsServer."""
+        if not self._timelines:
+            for rendition in self.renditions:
+                path = rendition.audio_path
+                if self.seconds is not None:
+                    path = trim_audio(path, self.seconds, Path(self._workdir.name))
+                audio = encode_aac(str(path), self.sample_rate_hz)
+                self._timelines[rendition.name] = Timeline(audio, self.segment_s, self.loop_audio)
+            self._timeline = self._timelines[self.renditions[0].name]
+        super().start()
+        return self
+
+    def close(self) -> None:
+        """Stop serving and remove the trimmed files; safe to call twice."""
+        super().close()
+        self._workdir.cleanup()
+
+    async def _listen(self) -> None:
+        """Bind an app with the master, per-rendition playlists and segments."""
+        app = web.Application()
+        app.router.add_get(MASTER_PATH, self._handle_master)
+        app.router.add_get(r"/{name}/live.m3u8", self._handle_media_playlist)
+        app.router.add_get(r"/{name}/seg{n:\d+}.ts", self._handle_rendition_segment)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.25)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", self._port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError:
+            await runner.cleanup()
+            raise
+        self._port = int(runner.addresses[0][1])
+        self._runner = runner
+
+    def _rendition_timeline(self, request: web.Request) -> Timeline:
+        timeline = self._timelines.get(request.match_info["name"])
+        if timeline is None:
+            raise web.HTTPNotFound()
+        return timeline
+
+    async def _handle_master(self, request: web.Request) -> web.Response:
+        self.playlist_requests += 1
+        return web.Response(text=render_master(self.renditions), content_type="application/vnd.apple.mpegurl")
+
+    async def _handle_media_playlist(self, request: web.Request) -> web.Response:
+        """A rendition's sliding window; before the first segment airs, wait for it."""
+        self.playlist_requests += 1
+        timeline = self._rendition_timeline(request)
+        if (delay := self.wall_time_of(timeline.segment_span_s(0)[1]) - time.monotonic()) > 0:
+            await asyncio.sleep(delay)
+        aired = timeline.aired_count(self.stream_time_at())
+        return web.Response(text=render_playlist(timeline, aired, self.window),
+                            content_type="application/vnd.apple.mpegurl", headers={"Cache-Control": "no-cache"})
+
+    async def _handle_rendition_segment(self, request: web.Request) -> web.Response:
+        self.segment_requests += 1
+        timeline = self._rendition_timeline(request)
+        n = int(request.match_info["n"])
+        if n >= timeline.aired_count(self.stream_time_at()):
+            raise web.HTTPNotFound()
+        first, stop, offset = timeline.packet_range(n)
+        body = await asyncio.to_thread(mux_ts_segment, timeline.audio, first, stop, offset)
+        return web.Response(body=body, content_type="video/mp2t")
+
+
+
+@pytest.fixture
+def live_hls_master() -> Iterator[Callable[..., LiveHlsMasterServer]]:
+    """Factory for started master-playlist servers (default: the interpreted event, first 40 s)."""
+    servers: list[LiveHlsMasterServer] = []
+
+    def factory(renditions: tuple[Rendition, ...] | None = None, **options) -> LiveHlsMasterServer:
+        server = LiveHlsMasterServer(renditions, **options)
+        servers.append(server)
+        return server.start()
+
+    yield factory
+    for server in servers:
+        server.close()
