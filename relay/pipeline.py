@@ -140,7 +140,7 @@ class Pipeline:
         self._on_source_event = on_source_event
         self._source = AudioSource(settings.source)
         self._input = channel_input  # None: the pipeline reads settings.source itself
-        self._scheduler = scheduler  # None: a model worker of its own
+        self.scheduler = scheduler  # None: a model worker of its own (set before run())
         self._watcher = watcher
         self._container = None
         self._ended: SourceEvent | None = None  # the source's end, reported after the last caption
@@ -183,7 +183,7 @@ class Pipeline:
         pending = MAX_PENDING_FINALS if paced else _UNPACED_PENDING_FINALS
         transcriber = Transcriber(
             engine, stage.offer, self._since_opened, self._observer, pending,
-            scheduler=self._scheduler, channel=self.settings.channel,
+            scheduler=self.scheduler, channel=self.settings.channel,
             languages=self.settings.languages,
             on_empty=self._watcher.empty if self._watcher is not None else None,
         )
