@@ -22,6 +22,7 @@ from typing import Literal
 from .linebreak import MAX_LINE_CHARS, MAX_LINES, line_count, wrap_lines
 from .output import caption_record
 from .store import StoredFinal, TranscriptStore
+from .transcript_tracks import labelled_text, read_by, track_record
 
 Format = Literal["txt", "srt", "vtt", "json"]
 FORMATS: tuple[Format, ...] = ("txt", "srt", "vtt", "json")
@@ -40,8 +41,13 @@ class Cue:
 
 
 def export(source: TranscriptStore | Iterable[StoredFinal], fmt: Format, lang: str | None = None) -> str:
-    """Render the transcript in `fmt`, in `lang` (None or "original": spoken; JSON has every language)."""
+    """Render what a viewer of `lang` read in `fmt` (None or "original": the floor as spoken).
+
+    With tracks, that is the `lang` track, each cue labelled with its source (`relay.transcript_tracks`);
+    without, the floor's finals in `lang` (JSON: every final with all its translations).
+    """
     finals = source.all_finals() if isinstance(source, TranscriptStore) else list(source)
+    finals = read_by(finals, lang)
     if fmt == "json":
         return _json(finals)
     cues = list(layout(finals, lang))
@@ -71,6 +77,8 @@ def layout(finals: Iterable[StoredFinal], lang: str | None = None) -> Iterator[C
 
 def cue_text(final: StoredFinal, lang: str | None) -> str:
     """The final's text in `lang`, falling back to the spoken text when it has no translation."""
+    if final.track is not None:
+        return labelled_text(final.track)  # already in the track's language
     caption = final.caption
     if lang is None or lang == ORIGINAL or lang == caption.lang:
         return caption.text
@@ -99,8 +107,11 @@ def _vtt_cue(cue: Cue) -> str:
 
 
 def _json(finals: list[StoredFinal]) -> str:
-    """A JSON list of the finals as the JSONL output writes them, plus their seq, one a line."""
-    records = [{**caption_record(final.caption), "seq": final.seq} for final in finals]
+    """A JSON list, one a line: finals as the JSONL output writes them plus their seq, or track captions."""
+    records = [
+        track_record(final) if final.track is not None else {**caption_record(final.caption), "seq": final.seq}
+        for final in finals
+    ]
     lines = ",\n".join(json.dumps(record, ensure_ascii=False) for record in records)
     return f"[\n{lines}\n]\n" if records else "[]\n"
 

@@ -6,9 +6,11 @@ without awaiting. A viewer accepts it into its own bounded buffer or refuses
 when that buffer is full; a refusing viewer is dropped with CLOSE_TOO_SLOW and
 resumes later with `since`. Nobody waits for the slowest viewer.
 
-Later an event may have several channels (one hub each, the channel is in every
-message) and several servers (each hub fed with already-encoded frames, e.g.
-from Redis, through `deliver()`), so numbering and fan-out are kept apart.
+One hub serves a whole event: the floor and its interpretation booths (every
+caption names its `channel`) and the per-language tracks (`publish_track`), all
+numbered in one `seq`, so one `since` resumes everything. Several servers could
+each be fed already-encoded frames (e.g. from Redis) through `deliver()`, so
+numbering and fan-out are kept apart.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from .messages import Caption, SourceState
-from .protocol import CLOSE_TOO_SLOW, Frame, Hello, encode_caption, encode_end, encode_status
+from .protocol import (
+    CLOSE_TOO_SLOW, ChannelInfo, Frame, Hello, encode_caption, encode_end, encode_status, encode_track,
+)  # fmt: skip
 from .replay import FinalsBacklog, MemoryBacklog, ReplayLimits, ReplaySource
+from .tracks.model import TrackCaption
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -43,7 +48,7 @@ class Viewer(Protocol):
 
 
 class CaptionHub:
-    """Sequences and fans out the captions of one channel to its viewers."""
+    """Sequences and fans out the captions of an event's channels, and its language tracks, to viewers."""
 
     def __init__(
         self,
@@ -57,15 +62,26 @@ class CaptionHub:
         max_pending: int = 1000,
         label: str | None = None,
         replay: ReplayLimits | None = None,
+        channels: Sequence[tuple[str, str | None]] | None = None,
+        tracks: Sequence[str] = (),
     ) -> None:
         """With a durable `store`, pass its `last_seq` and `session`: a restarted relay numbers on, viewers resume.
 
-        `label` names the source to viewers (default: the channel's name); never put an address in it.
+        `channels`: the event's (name, booth language) pairs, the floor first with None
+        (default: `[(channel, None)]`, a single-channel event). `tracks`: the languages of
+        the tracks `publish_track` will send ("en", "fr", "es", "original"); empty when the
+        event has no track composer (viewers then read the channel's finals and their
+        translations, as in protocol 1).
+        `label` names the floor's source to viewers (default: its channel's name); never put an address in it.
         `backlog` is the number of recent finals held in memory (the ring every replay is
         served from); `replay` bounds resumes further back and the bytes of any replay.
         """
-        self.channel = channel
-        self.label = label or channel
+        self.channels: dict[str, str | None] = dict(channels) if channels else {channel: None}
+        if len(self.channels) != len(channels or [channel]):
+            raise ValueError(f"channel names must be unique: {[name for name, _ in channels or []]}")
+        self.channel = next(iter(self.channels))  # the floor
+        self.tracks = tuple(tracks)
+        self.label = label or self.channel
         self.languages = tuple(languages)
         self.session = session or secrets.token_hex(8)
         limits = replay or ReplayLimits()
@@ -79,7 +95,7 @@ class CaptionHub:
         self._live: set[Viewer] = set()
         # Viewers whose replay is under way: live frames wait here.
         self._replaying: dict[Viewer, list[Frame]] = {}
-        self._source_state = SourceState.CONNECTING.value
+        self._states = {name: SourceState.CONNECTING.value for name in self.channels}
         self._ended: str | None = None
         self.dropped = 0  # viewers dropped as too slow since start, for /metrics
 
@@ -99,11 +115,22 @@ class CaptionHub:
         return len(self._live) + len(self._replaying)
 
     def publish(self, caption: Caption) -> int:
-        """Send a caption to every viewer; return its seq (a partial's is the next final's)."""
-        if caption.channel != self.channel:
-            raise ValueError(f"caption for channel {caption.channel!r} sent to hub {self.channel!r}")
+        """Send a caption of any of the event's channels to every viewer; return its seq (a partial's is the next final's)."""
+        if caption.channel not in self.channels:
+            raise ValueError(f"caption for channel {caption.channel!r}; this hub has {', '.join(self.channels)}")
+        return self._publish(encode_caption(caption, self._seq + 1))
+
+    def publish_track(self, track: TrackCaption) -> int:
+        """Send one caption of a language track (a final: numbered, kept, replayed); return its seq."""
+        if track.lang not in self.tracks:
+            raise ValueError(f"track caption for {track.lang!r}; this hub has tracks {self.tracks}")
+        if track.channel not in self.channels:
+            raise ValueError(f"track caption from channel {track.channel!r}; this hub has {', '.join(self.channels)}")
+        return self._publish(encode_track(track, self._seq + 1))
+
+    def _publish(self, frame: Frame) -> int:
+        """Keep and number a final frame, then deliver any frame; return its seq."""
         seq = self._seq + 1
-        frame = encode_caption(caption, seq)
         if frame.final:
             # Kept before it is numbered as sent: if the backlog refuses it, no seq is spent.
             # (SqliteBacklog does not raise for a failing database: it keeps the final in memory.)
@@ -112,14 +139,22 @@ class CaptionHub:
         self.deliver(frame)
         return seq
 
-    def source_state(self, state: SourceState | str) -> None:
-        """Tell viewers what the livestream source is doing (e.g. reconnecting), under the hub's neutral label.
+    def source_state(self, state: SourceState | str, channel: str | None = None) -> None:
+        """Tell viewers what a channel's source is doing (default: the floor's), under a neutral label.
 
-        Viewers are anonymous: they never get the source's address or any detail about it.
+        Viewers are anonymous: they never get the source's address or any detail about it;
+        the label is the floor's `label` or a booth channel's name.
         """
-        self._source_state = SourceState(state).value
-        _LOGGER.debug("Viewers told: source %s", self._source_state)
-        self.deliver(encode_status(self.channel, self._source_state, self.label))
+        name = self.channel if channel is None else channel
+        if name not in self.channels:
+            raise ValueError(f"state of channel {name!r}; this hub has {', '.join(self.channels)}")
+        value = self._states[name] = SourceState(state).value
+        _LOGGER.debug("Viewers told: source of %s %s", name, value)
+        self.deliver(encode_status(name, value, self._label(name)))
+
+    def _label(self, channel: str) -> str:
+        """The neutral name viewers see for a channel's source."""
+        return self.label if channel == self.channel else channel
 
     def end_session(self, reason: str = "") -> None:
         """Tell viewers the session is over; they stop reconnecting."""
@@ -155,10 +190,12 @@ class CaptionHub:
             seq=self._seq,
             since=start if resumed else None,
             resumed=resumed,
-            source_state=self._source_state,
+            source_state=self._states[self.channel],
             source_label=self.label,
             ended=self._ended,
             now=time.time(),
+            channels=[ChannelInfo(name, lang, self._states[name]) for name, lang in self.channels.items()],
+            tracks=self.tracks,
         )
         if not viewer.send(hello.encode(), replay=True):
             viewer.drop(CLOSE_TOO_SLOW, "could not send hello")

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .messages import Caption
+from .tracks.model import TrackCaption
 
-PROTOCOL_VERSION = 1
+# 2: booth channels in one hub, `track` messages (numbered with the finals), hello `channels`/`tracks`.
+PROTOCOL_VERSION = 2
 
 # Close codes the server sends (RFC 6455 section 7.4 plus our 4000-range).
 CLOSE_GOING_AWAY = 1001  # server shutting down: reconnect with `since`
@@ -87,6 +89,48 @@ def encode_caption(caption: Caption, seq: int) -> Frame:
     return encode(caption_message(caption, seq), seq=seq, final=caption.is_final)
 
 
+def track_message(track: TrackCaption, seq: int) -> dict[str, Any]:
+    """Return the wire form of a track caption: what viewers of `track.lang` show as a final."""
+    return {
+        "type": "track",
+        "seq": seq,
+        "lang": track.lang,
+        "source": track.source,
+        "channel": track.channel,
+        "id": track.id,
+        "text": track.text,
+        "start": track.start,
+        "end": track.end,
+        "covers": list(track.covers),
+        "floor_lang": track.floor_lang,
+        "mt_engine": track.mt_engine,
+        "sent": round(time.time(), 4),
+    }
+
+
+def encode_track(track: TrackCaption, seq: int) -> Frame:
+    """Encode a track caption with its sequence number: a final (durable, replayed)."""
+    return encode(track_message(track, seq), seq=seq, final=True)
+
+
+def track_from_message(message: Mapping[str, Any]) -> TrackCaption:
+    """Rebuild a track caption from its wire form (`track_message`)."""
+    return TrackCaption(
+        lang=message["lang"], source=message["source"], channel=message["channel"], id=message["id"],
+        text=message["text"], start=message["start"], end=message["end"], covers=tuple(message["covers"]),
+        floor_lang=message["floor_lang"], mt_engine=message.get("mt_engine", ""),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelInfo:
+    """One caption channel of the event as hello lists it: its name, its booth language (None: the floor), its state."""
+
+    name: str
+    lang: str | None
+    state: str
+
+
 @dataclass(frozen=True, slots=True)
 class Hello:
     """The first message each viewer gets: where the stream stands."""
@@ -101,6 +145,8 @@ class Hello:
     source_label: str  # neutral (the channel's name), never the source's address
     ended: str | None
     now: float
+    channels: Sequence[ChannelInfo] = ()
+    tracks: Sequence[str] = ()
 
     def encode(self) -> Frame:
         """Encode this hello."""
@@ -117,6 +163,8 @@ class Hello:
                 "source": {"state": self.source_state, "label": self.source_label},
                 "ended": self.ended,
                 "now": self.now,
+                "channels": [{"name": c.name, "lang": c.lang, "state": c.state} for c in self.channels],
+                "tracks": list(self.tracks),
             }
         )
 

@@ -94,7 +94,7 @@ async def test_hello_is_the_first_message(ws_url: str, hub: CaptionHub) -> None:
     assert hello["type"] == "hello"
     assert hello["languages"] == ["en", "fr", "es"]
     assert hello["seq"] == 1
-    assert hello["protocol"] == 1
+    assert hello["protocol"] == 2
 
 
 async def test_new_viewer_receives_recent_finals_then_live_captions(ws_url: str, hub: CaptionHub) -> None:
