@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,9 @@ from typing import Protocol
 
 from relay.messages import Caption, SourceEvent, SourceState, Utterance
 from relay.pipeline import ChannelInput, Continuation, Pipeline, PipelineSettings
-from relay.tracks import ChannelState, Progress, Speech, TrackCaption, TrackComposer, TrackEvent
+from relay.tracks import (
+    ChannelState, Progress, Speech, TrackCaption, TrackComposer, TrackEvent, TrackSettings,
+)
 from relay.transcriber import DecodeScheduler, PipelineObserver
 from relay.translation import CaptionTranslator
 from relay.whisper_engine import WhisperEngine
@@ -28,6 +31,7 @@ _LOGGER = logging.getLogger(__name__)
 FLOOR = "floor"
 TICK_S = 0.25
 _FAR_S = 1e6  # "processed through the end of time": a channel that ended says nothing more
+_UNPACED = TrackSettings(mt_bound_s=math.inf, booth_wait_max_s=math.inf, hold_max_s=math.inf)
 
 
 class EventSink(Protocol):
@@ -124,8 +128,10 @@ class Event:
     ) -> None:
         self._sink = sink
         self._booths = {b.settings.channel: b for b in booths}
-        self.composer = TrackComposer(langs, {name: b.lang for name, b in self._booths.items()})
-        self._paced = paced  # unpaced (a file read as fast as it decodes): the clock is stream time
+        # Unpaced (a file read as fast as it decodes), wall time says nothing about the stream:
+        # every decision waits for the channels' positions (a booth's silence, its text).
+        settings = TrackSettings() if paced else _UNPACED
+        self.composer = TrackComposer(langs, {name: b.lang for name, b in self._booths.items()}, settings)
         self._on_source_event = on_source_event
         self._observer = observer
         self.watches = {name: ChannelWatch(name) for name in (FLOOR, *self._booths)}
@@ -249,16 +255,11 @@ class Event:
                 watch.ended = True
                 events.append(Progress(watch.name, _FAR_S))
         self.feed(events)
-        self._emit(self.composer.tick(self._now() + _FAR_S))
+        self._emit(self.composer.tick(self._now()))
 
-    def _now(self) -> float:
-        """Wall clock when paced; otherwise stream time: how far the slowest live channel got."""
-        if self._paced:
-            return time.monotonic()
-        live = [w.through for w in self.watches.values() if not w.ended]
-        if live:
-            return min(live)
-        return max((w.through for w in self.watches.values()), default=0.0)
+    @staticmethod
+    def _now() -> float:
+        return time.monotonic()
 
 
 class _Watcher:
