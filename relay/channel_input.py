@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 import av
 
 from relay.channels import BoothOption, ChannelError, ChannelSpec, map_tracks, separate_channels
-from relay.messages import SourceEvent, SourceState
 from relay.multitrack import ChannelQueue, MultiTrackReader, StreamEpoch
 from relay.probe import audio_tracks
 from relay.source import AudioSource, SourceError, SourceItem, SourceSettings, open_container
@@ -49,11 +48,12 @@ class ChannelInput(ABC):
 
     @abstractmethod
     def stream(self) -> AsyncIterator[SourceItem]:
-        """CONNECTED, then AudioChunks (RECONNECTING/CONNECTED around drops), then ENDED; then it ends."""
+        """CONNECTED, AudioChunks (RECONNECTING, CONNECTED around a drop), ENDED when the source
+        ends; an error of the source is raised. Once per channel."""
 
     @abstractmethod
     def stop(self) -> None:
-        """Stop reading this channel; queued audio is still yielded, then ENDED, then the end."""
+        """End the stream now, as AudioSource.stop: audio read ahead is dropped, no ENDED follows."""
 
     @abstractmethod
     def close(self) -> None:
@@ -116,10 +116,7 @@ class TrackChannel(ChannelInput):
             self.close()
 
     def stop(self) -> None:
-        if not self._queue.closed.is_set():
-            self.close()
-            self._queue.put_control(SourceEvent(SourceState.ENDED, self.spec.source.url))
-            self._queue.put_control(None)
+        self.close()
 
     def close(self) -> None:
         self._queue.close()

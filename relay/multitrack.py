@@ -14,12 +14,14 @@ import numpy as np
 from relay.channels import ChannelSpec
 from relay.messages import SAMPLE_RATE_HZ, AudioChunk, SourceEvent, SourceState
 from relay.redact import redact_url
-from relay.source import CHUNK_SAMPLES, SourceError, SourceItem, SourceSettings, _reason, _StreamClock, open_container
+from relay.source import CHUNK_SAMPLES, SourceError, SourceItem, SourceSettings, _reason, open_container
+from relay.streamclock import StreamClock
 
 _LOGGER = logging.getLogger(__name__)
 
 _QUEUE_CHUNKS = 256  # per channel: 16 s of audio
 _WAIT_S = 0.5  # how often a blocked reader looks at the stop flags
+_STALE_REOPENS = 2  # as AudioSource: reopenings in a row with nothing new before the source counts as ended
 
 
 class StreamEpoch:
@@ -53,7 +55,7 @@ class ChannelQueue:
 
     def __init__(self, spec: ChannelSpec) -> None:
         self.spec = spec
-        self.closed = threading.Event()  # the consumer stopped: drop what comes
+        self.closed = threading.Event()  # the consumer stopped or finished: drop what comes
         self._room = threading.BoundedSemaphore(_QUEUE_CHUNKS)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[SourceItem | BaseException | None] = asyncio.Queue()
@@ -94,9 +96,12 @@ class ChannelQueue:
                 self.closed.set()
 
     async def items(self) -> AsyncIterator[SourceItem]:
-        """Chunks and events until the end mark; an error from the reader is raised here."""
+        """Chunks and events until the end mark or close(); an error from the reader is raised here."""
         self.bind()
-        while (item := await self._queue.get()) is not None:
+        while not self.closed.is_set():
+            item = await self._queue.get()
+            if item is None or self.closed.is_set():
+                return  # closed: what was read ahead is not heard (as AudioSource.stop)
             if isinstance(item, BaseException):
                 raise item
             if isinstance(item, AudioChunk):
@@ -104,15 +109,17 @@ class ChannelQueue:
             yield item
 
     def close(self) -> None:
-        """The consumer is done: the reader drops this channel's audio and is not blocked by it."""
-        self.closed.set()
+        """End the stream now: the reader drops this channel's audio and is not held back by it."""
+        if not self.closed.is_set():
+            self.closed.set()
+            self._send(None)  # wakes a consumer waiting for the next item
 
 
 class MultiTrackReader:
     """Demuxes the wanted audio streams of one container on one thread.
 
     Like AudioSource, it reconnects a network source with backoff, skips what a reopened live
-    source replays (per stream, by timestamp), and moves each channel's clock on by the gap.
+    source replays and moves each channel's clock over the time away (a StreamClock per track).
     A channel that falls behind holds the reader back (its queue is bounded), so all channels
     stay on one clock; one that stopped is dropped without holding anything.
     """
@@ -157,55 +164,61 @@ class MultiTrackReader:
                 queue.put_control(item)
 
     def _run(self) -> None:
-        clocks = {index: _StreamClock() for index in self._queues}
+        clocks = {index: StreamClock() for index in self._queues}
         container = self._container
+        stale = 0  # reopenings in a row that ended with nothing new
         try:
-            self._broadcast(SourceEvent(SourceState.CONNECTED, self.settings.url))
-            while container is not None and not self._stop.is_set():
-                fresh = self._pump(container, clocks)
-                container.close()
+            self._broadcast(SourceEvent(SourceState.CONNECTED, "connected"))
+            while container is not None:
+                try:
+                    at_end = not self._stop.is_set() and self._pump(container, clocks)
+                finally:
+                    container.close()
                 if self._stop.is_set() or not self.settings.should_reconnect:
                     break
-                if not fresh and any(c.dropped_at is not None for c in clocks.values()):
-                    break  # a reopened source with nothing new has ended (e.g. HLS ENDLIST)
-                for clock in clocks.values():
-                    clock.dropped_at = time.monotonic()
+                nothing_new = all(c.reconnected and not c.fresh for c in clocks.values())
+                stale = stale + 1 if at_end and nothing_new else 0
+                if stale >= _STALE_REOPENS:
+                    break  # the source has ended (e.g. an HLS playlist with #EXT-X-ENDLIST)
                 container = self._reconnect()
-            self._broadcast(SourceEvent(SourceState.ENDED, self.settings.url))
+                for clock in clocks.values():
+                    clock.new_connection()
+            if not self._stop.is_set():
+                self._broadcast(SourceEvent(SourceState.ENDED, "the source ended"))
         except Exception as exc:  # surfaces in every channel's pipeline
             self._broadcast(exc)
         finally:
             self._container = None
             self._broadcast(None)
 
-    def _pump(self, container: av.container.InputContainer, clocks: dict[int, _StreamClock]) -> bool:
-        """Hand over what the container yields; True if any audio was new."""
+    def _pump(self, container: av.container.InputContainer, clocks: dict[int, StreamClock]) -> bool:
+        """Hand over what the container yields; True if it reached its end (not dropped or stopped)."""
         streams = [s for s in container.streams.audio if s.index in self._queues]
         if len(streams) < len(self._queues):
-            _LOGGER.warning("Source %s lost audio tracks: has %s, wants %s", redact_url(self.settings.url),
+            _LOGGER.warning("Source %s lacks audio tracks: has %s, wants %s", redact_url(self.settings.url),
                             [s.index for s in streams], sorted(self._queues))
         decoders = {s.index: _TrackDecoder() for s in streams}
-        fresh = False
         try:
             for packet in container.demux(*streams):
                 index = packet.stream.index
-                for samples, pts_s in decoders[index].decode(packet, clocks[index].last_pts_s):
-                    fresh = self._deliver(index, samples, pts_s, clocks[index]) or fresh
+                if not clocks[index].admit(packet):
+                    continue  # replayed after a reconnect
+                for samples in decoders[index].decode(packet):
+                    self._deliver(index, samples, clocks[index])
                 if self._stop.is_set():
-                    return fresh
+                    return False
             for index, decoder in decoders.items():
-                for samples, pts_s in decoder.flush():
-                    self._deliver(index, samples, pts_s, clocks[index])
+                for samples in decoder.flush():
+                    self._deliver(index, samples, clocks[index])
         except (av.FFmpegError, OSError) as exc:
             _LOGGER.warning("Source %s dropped: %s", redact_url(self.settings.url), _reason(exc))
-        return fresh
+            return False
+        if self.settings.should_reconnect and not self._stop.is_set():
+            _LOGGER.warning("Source %s ended; checking whether it comes back", redact_url(self.settings.url))
+        return True
 
-    def _deliver(self, index: int, samples: np.ndarray, pts_s: float | None, clock: _StreamClock) -> bool:
-        """Cut into chunks on the channel's clock, paced if asked; True (the audio was new)."""
-        if clock.dropped_at is not None:
-            clock.advance_after_gap(pts_s)
-        if pts_s is not None:
-            clock.last_pts_s = max(pts_s, clock.last_pts_s or pts_s)
+    def _deliver(self, index: int, samples: np.ndarray, clock: StreamClock) -> None:
+        """Cut into chunks on the channel's clock, paced on the event's clock if asked."""
         queue = self._queues[index]
         for start in range(0, len(samples), CHUNK_SAMPLES):
             piece = samples[start : start + CHUNK_SAMPLES]
@@ -215,10 +228,9 @@ class MultiTrackReader:
                 self._epoch.wait_until(chunk.end_s, self._stop)
             if self._stop.is_set() or not queue.put_audio(chunk, self._stop):
                 break
-        return True
 
     def _reconnect(self) -> av.container.InputContainer | None:
-        self._broadcast(SourceEvent(SourceState.RECONNECTING, self.settings.url))
+        self._broadcast(SourceEvent(SourceState.RECONNECTING, "reconnecting"))
         backoff = 0.5
         while not self._stop.wait(backoff):
             try:
@@ -228,28 +240,25 @@ class MultiTrackReader:
                 backoff = min(backoff * 2, self.settings.max_backoff_s)
                 continue
             _LOGGER.info("Reconnected to %s", redact_url(self.settings.url))
-            self._broadcast(SourceEvent(SourceState.CONNECTED, self.settings.url))
+            self._broadcast(SourceEvent(SourceState.CONNECTED, "connected"))
             return container
         return None
 
 
 class _TrackDecoder:
-    """Decodes one stream's packets to 16 kHz mono, skipping replayed and corrupt ones."""
+    """Decodes one stream's packets to 16 kHz mono, skipping corrupt ones (as decode_audio does)."""
 
     def __init__(self) -> None:
         self._resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE_HZ)
 
-    def decode(self, packet: av.Packet, skip_until_s: float | None) -> list[tuple[np.ndarray, float | None]]:
-        pts_s = float(packet.pts * packet.time_base) if packet.pts is not None else None
-        if skip_until_s is not None and pts_s is not None and pts_s <= skip_until_s:
-            return []
+    def decode(self, packet: av.Packet) -> list[np.ndarray]:
         try:
             frames = packet.decode()
         except av.InvalidDataError as exc:
             _LOGGER.warning("Skipping a corrupt audio packet: %s", _reason(exc))
             return []
-        return [(out.to_ndarray().reshape(-1), pts_s) for frame in frames for out in self._resampler.resample(frame)]
+        return [out.to_ndarray().reshape(-1) for frame in frames for out in self._resampler.resample(frame)]
 
-    def flush(self) -> list[tuple[np.ndarray, float | None]]:
-        return [(out.to_ndarray().reshape(-1), None) for out in self._resampler.resample(None)]
+    def flush(self) -> list[np.ndarray]:
+        return [out.to_ndarray().reshape(-1) for out in self._resampler.resample(None)]
 
