@@ -13,6 +13,7 @@ import contextlib
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -125,8 +126,10 @@ class Event:
         paced: bool = True,
         on_source_event: SourceListener = _ignore,
         observer: PipelineObserver | None = None,
+        resume: Continuation | None = None,
     ) -> None:
         self._sink = sink
+        self._resume = resume  # where a restarted relay's booths carry on (clock, numbering)
         self._booths = {b.settings.channel: b for b in booths}
         # Unpaced (a file read as fast as it decodes), wall time says nothing about the stream:
         # every decision waits for the channels' positions (a booth's silence, its text).
@@ -137,8 +140,9 @@ class Event:
         self.watches = {name: ChannelWatch(name) for name in (FLOOR, *self._booths)}
         self.pipelines: dict[str, Pipeline] = {}
         self.scheduler: DecodeScheduler | None = None
-        # Composer work is synchronous (events in order); its captions are published in order.
-        self._outbox: asyncio.Queue[TrackCaption | None] = asyncio.Queue()
+        # Composer work is synchronous (events in order); its captions are published in order,
+        # right after what caused them.
+        self._outbox: deque[TrackCaption] = deque()
 
     @property
     def channels(self) -> list[str]:
@@ -160,13 +164,12 @@ class Event:
         """Run the booths and the composer while `floor()` runs; then stop the booths and drain."""
         self.scheduler = DecodeScheduler(engine)
         for name, booth in self._booths.items():
-            self.pipelines[name] = self._pipeline(booth.settings, None, booth.channel_input)
+            self.pipelines[name] = self._pipeline(booth.settings, self._booth_start(name), booth.channel_input)
         for pipeline in self.pipelines.values():
             pipeline.scheduler = self.scheduler
         booths = [asyncio.create_task(self._run_booth(name)) for name in self._booths]
         decoding = asyncio.create_task(self.scheduler.run())
         ticking = asyncio.create_task(self._tick_forever())
-        publishing = asyncio.create_task(self._publish_tracks())
         try:
             await floor()
         finally:
@@ -179,8 +182,7 @@ class Event:
             with contextlib.suppress(asyncio.CancelledError):
                 await ticking
             self._finish()
-            self._outbox.put_nowait(None)
-            await publishing
+            await self._flush()
 
     async def run_floor(self, engine: WhisperEngine, translator: CaptionTranslator | None,
                         pipeline: Pipeline) -> None:
@@ -188,8 +190,15 @@ class Event:
         await self.run(engine, translator, lambda: pipeline.run(engine, translator))
 
     def stop(self) -> None:
+        """Stop every channel; what was said so far is still published."""
         for pipeline in self.pipelines.values():
             pipeline.stop()
+
+    def _booth_start(self, name: str) -> Continuation | None:
+        if self._resume is None or self._resume.id_prefix == "u":
+            return None
+        prefix = self._resume.id_prefix.removesuffix("u")  # "s42-": ids stay unique across restarts
+        return Continuation(self._resume.start_s, f"{prefix}{name}-u")
 
     def _pipeline(self, settings: PipelineSettings, continuation: Continuation | None,
                   channel_input: ChannelInput | None) -> Pipeline:
@@ -213,6 +222,7 @@ class Event:
         await self._sink.caption(caption)
         events: list[TrackEvent] = [caption] if caption.is_final and caption.text else []
         self.feed(events + watch.published(caption))
+        await self._flush()
 
     async def _source_event(self, watch: ChannelWatch, event: SourceEvent) -> None:
         await self._on_source_event(watch.name, event)
@@ -228,6 +238,7 @@ class Event:
             watch.up = up
             events.append(ChannelState(watch.name, up))
         self.feed(events)
+        await self._flush()
 
     def feed(self, events: list[TrackEvent]) -> None:
         """Give the composer events (synchronously, so they stay in order)."""
@@ -235,17 +246,18 @@ class Event:
             self._emit(self.composer.feed(event, self._now()))
 
     def _emit(self, tracks: list[TrackCaption]) -> None:
-        for track in tracks:
-            self._outbox.put_nowait(track)
+        self._outbox.extend(tracks)
 
-    async def _publish_tracks(self) -> None:
-        while (track := await self._outbox.get()) is not None:
-            await self._sink.track(track)
+    async def _flush(self) -> None:
+        """Publish the track captions decided so far, in order."""
+        while self._outbox:
+            await self._sink.track(self._outbox.popleft())
 
     async def _tick_forever(self) -> None:
         while True:
             await asyncio.sleep(TICK_S)
             self._emit(self.composer.tick(self._now()))
+            await self._flush()
 
     def _finish(self) -> None:
         """Every channel is done: what the composer still holds is decided now."""

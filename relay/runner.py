@@ -22,7 +22,7 @@ from relay.modelstore import ModelError, resolve_model
 from relay.pipeline import PipelineSettings
 from relay.rundir import RunDirectory
 from relay.server import SLOTS_KEY, ServerSettings, create_app, serve
-from relay.service import RelayService
+from relay.service import RelayService, track_languages
 from relay.source import SourceSettings
 from relay.store import transcript_path
 from relay.translation import CAPTION_LANGUAGES, CaptionTranslator
@@ -67,9 +67,6 @@ async def open_booths(args: argparse.Namespace, floor: PipelineSettings) -> tupl
     return inputs[FLOOR], booths
 
 
-def track_languages(booths: list[BoothInput]) -> tuple[str, ...]:
-    """The caption languages, and the language of every booth."""
-    return tuple(dict.fromkeys([*CAPTION_LANGUAGES, *(b.lang for b in booths)]))
 
 
 def server_settings(args: argparse.Namespace) -> ServerSettings:
@@ -113,7 +110,7 @@ async def transcribe(args: argparse.Namespace, sink) -> int:
     settings = pipeline_settings(args)
     floor_input, booths = await open_booths(args, settings)
     paced = settings.source.is_network or settings.source.realtime
-    event = Event(sink, track_languages(booths), booths, paced=paced, on_source_event=_log_source_event)
+    event = Event(sink, track_languages(booths, not args.no_translate), booths, paced=paced, on_source_event=_log_source_event)
     pipeline = event.floor_pipeline(settings, channel_input=floor_input)
     await pipeline.open()  # a bad source fails before the models are loaded
     async with loaded_models(args) as (engine, translator):
@@ -143,8 +140,10 @@ async def serve_relay(args: argparse.Namespace) -> int:
             archive_transcript(rundir.path)
         operator_token = rundir.operator_token(token_file=args.operator_token_file)
         viewer_token = args.viewer_token_file.read_text().strip() if args.viewer_token_file else ""
-        service = RelayService(pipeline_settings(args), data_dir=rundir.path)
-        await service.open()  # a bad source fails before the models are loaded
+        settings = pipeline_settings(args)
+        floor_input, booths = await open_booths(args, settings)  # bad sources fail before models load
+        service = RelayService(settings, rundir.path, booths, floor_input, translate=not args.no_translate)
+        await service.open()
         async with loaded_models(args) as (engine, translator):
             app = create_app(service.hub, settings=server_settings(args))
             add_control_routes(app, service, operator_token, viewer_token)
