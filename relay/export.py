@@ -1,23 +1,45 @@
 """Transcript export: the finals of an event as plain text, SubRip, WebVTT or JSON.
 
-Cue timing: every cue spans its final's `start`..`end` (stream seconds, to the
-millisecond), kept in order and never overlapping: a cue starting before the previous
-one ends starts when it ends; a cue left with no duration lasts MIN_CUE_MS. Finals with
-empty text (retracted partials) make no cue or line; JSON keeps every final as stored.
+One implementation for every download: `relay export` and the viewer page's TXT/SRT/WebVTT
+buttons (`relay.transcript_routes`) both come here, so a file has the same cues either way.
+SubRip is written by the `srt` library and WebVTT by `webvtt-py`, the parsers the tests read
+the files back with. What is exported is what a viewer of the language read
+(`relay.transcript_tracks.read_by`): at an event with tracks, that language's track, its
+interpretation and MT cues labelled "(interpretation) " / "(machine translation) "; else,
+and without a language, the floor's finals. The rules, all applied in `layout` before
+either library sees a cue:
 
-Cue text: the chosen language's translation, else the spoken text; whitespace and
-newlines collapsed, then wrapped by `relay.linebreak.wrap_lines` into lines of at most
-42 characters. One cue per final wins over the two-line limit: a translation too long
-for 2 × 42 gets two longer lines rather than a third line or a second cue.
+- Text: the chosen language's translation, else (none, or a blank one) the spoken text;
+  any whitespace (newlines, tabs, Unicode spaces) collapses to single spaces, so no cue
+  text can hold a blank line that would end its cue early. A final whose spoken text has
+  no words retracts a partial and makes no cue in any language, as on the viewer page.
+- Timing: every cue spans its final's `start`..`end` (stream seconds, to the millisecond),
+  in seq order, moving forward and never overlapping: a cue starting before the previous
+  one ends starts when it ends (it is shifted, never dropped or merged, so every final
+  keeps its cue); a cue left with no duration lasts MIN_CUE_MS. A time that is not a
+  number starts where the previous cue ended; negative times count as 0 and absurd ones
+  are held at MAX_TIME_MS, so any input gives a file the parsers accept.
+- Lines: wrapped by `relay.linebreak.wrap_lines` into at most two lines of 42 characters.
+  One cue per final wins over the line limit: a translation too long for 2 × 42 gets two
+  longer lines rather than a third line or a second cue.
+- Markup: text stays text. WebVTT escapes `&`, `<` and `>` (webvtt-py writes cue text as
+  given, and `<script>` would be a cue tag); that also turns a spoken `-->` into `--&gt;`,
+  which could otherwise start a new cue. SubRip and TXT have no escaping: text is literal.
 """
 
 from __future__ import annotations
 
+import datetime
 import html
 import json
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
+
+import srt
+import webvtt
+from webvtt.models import Timestamp
 
 from .linebreak import MAX_LINE_CHARS, MAX_LINES, line_count, wrap_lines
 from .output import caption_record
@@ -28,6 +50,9 @@ Format = Literal["txt", "srt", "vtt", "json"]
 FORMATS: tuple[Format, ...] = ("txt", "srt", "vtt", "json")
 ORIGINAL = "original"
 MIN_CUE_MS = 500
+# 10 million hours: far past any event, far below what SubRip's timedelta and WebVTT's
+# timestamps can hold, so a corrupt time cannot make a file its readers reject.
+MAX_TIME_MS = 10_000_000 * 3_600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,22 +79,23 @@ def export(source: TranscriptStore | Iterable[StoredFinal], fmt: Format, lang: s
     if fmt == "txt":
         return "".join(f"[{_clock(cue.start_ms)}] {cue.text}\n" for cue in cues)
     if fmt == "srt":
-        return "\n".join(_srt_cue(number, cue) for number, cue in enumerate(cues, start=1))
+        return _srt(cues)
     if fmt == "vtt":
-        return "WEBVTT\n\n" + "\n".join(_vtt_cue(cue) for cue in cues)
+        return _vtt(cues)
     raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
 def layout(finals: Iterable[StoredFinal], lang: str | None = None) -> Iterator[Cue]:
-    """Yield a cue per non-empty final, in seq order, in order in time and not overlapping."""
+    """Yield a cue per final with words, in seq order, in order in time and not overlapping."""
     previous_end_ms = 0
     for final in sorted(finals, key=lambda stored: stored.seq):
+        if not final.caption.text.split():
+            continue  # a retraction, whatever its translations say
         text = " ".join(cue_text(final, lang).split())
-        if not text:
-            continue
-        start_ms = max(round(final.caption.start * 1000), previous_end_ms)
-        end_ms = round(final.caption.end * 1000)
-        if end_ms <= start_ms:
+        start = _milliseconds(final.caption.start)
+        start_ms = max(start if start is not None else previous_end_ms, previous_end_ms)
+        end_ms = _milliseconds(final.caption.end)
+        if end_ms is None or end_ms <= start_ms:
             end_ms = start_ms + MIN_CUE_MS
         previous_end_ms = end_ms
         yield Cue(seq=final.seq, start_ms=start_ms, end_ms=end_ms, text=text)
@@ -82,7 +108,8 @@ def cue_text(final: StoredFinal, lang: str | None) -> str:
     caption = final.caption
     if lang is None or lang == ORIGINAL or lang == caption.lang:
         return caption.text
-    return caption.translations.get(lang) or caption.text
+    translated = caption.translations.get(lang, "")
+    return translated if translated.split() else caption.text
 
 
 def display_lines(text: str) -> list[str]:
@@ -93,17 +120,38 @@ def display_lines(text: str) -> list[str]:
     return wrap_lines(text, width)
 
 
-def _srt_cue(number: int, cue: Cue) -> str:
-    """A SubRip cue: number, times with a comma, text lines, blank line."""
-    times = f"{_timestamp(cue.start_ms, ',')} --> {_timestamp(cue.end_ms, ',')}"
-    return "\n".join([str(number), times, *display_lines(cue.text)]) + "\n"
+def _srt(cues: list[Cue]) -> str:
+    """SubRip, numbered from 1, by `srt.compose`."""
+    subtitles = [
+        srt.Subtitle(
+            index=number,
+            start=datetime.timedelta(milliseconds=cue.start_ms),
+            end=datetime.timedelta(milliseconds=cue.end_ms),
+            content="\n".join(display_lines(cue.text)),
+        )
+        for number, cue in enumerate(cues, start=1)
+    ]
+    # reindex=False: compose would re-sort, and silently skip cues it finds useless;
+    # `layout` already orders them and every cue must reach the file.
+    return srt.compose(subtitles, reindex=False)
 
 
-def _vtt_cue(cue: Cue) -> str:
-    """A WebVTT cue; `&`, `<`, `>` escaped so spoken markup stays text."""
-    times = f"{_timestamp(cue.start_ms, '.')} --> {_timestamp(cue.end_ms, '.')}"
-    lines = [html.escape(line, quote=False) for line in display_lines(cue.text)]
-    return "\n".join([times, *lines]) + "\n"
+def _vtt(cues: list[Cue]) -> str:
+    """WebVTT by webvtt-py, cue text escaped so spoken markup stays text."""
+    captions = [
+        webvtt.Caption(
+            start=_vtt_timestamp(cue.start_ms),
+            end=_vtt_timestamp(cue.end_ms),
+            text=[html.escape(line, quote=False) for line in display_lines(cue.text)],
+        )
+        for cue in cues
+    ]
+    return webvtt.WebVTT(captions=captions).content
+
+
+def _vtt_timestamp(ms: int) -> str:
+    """A WebVTT timestamp, as webvtt-py writes it."""
+    return str(Timestamp.from_seconds(ms / 1000))
 
 
 def _json(finals: list[StoredFinal]) -> str:
@@ -116,10 +164,11 @@ def _json(finals: list[StoredFinal]) -> str:
     return f"[\n{lines}\n]\n" if records else "[]\n"
 
 
-def _timestamp(ms: int, separator: str) -> str:
-    """HH:MM:SS<separator>mmm."""
-    seconds, millis = divmod(ms, 1000)
-    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}{separator}{millis:03d}"
+def _milliseconds(seconds: float) -> int | None:
+    """Stream seconds as whole ms within 0..MAX_TIME_MS; None when not a number."""
+    if math.isnan(seconds):
+        return None
+    return round(min(max(seconds, 0.0), MAX_TIME_MS / 1000) * 1000)
 
 
 def _clock(ms: int) -> str:

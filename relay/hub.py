@@ -115,7 +115,7 @@ class CaptionHub:
         return len(self._live) + len(self._replaying)
 
     def publish(self, caption: Caption) -> int:
-        """Send a caption of any of the event's channels to every viewer; return its seq (a partial's is the next final's)."""
+        """Send a caption of any of the event's channels to viewers; return its seq (a partial's: the next final's)."""
         if caption.channel not in self.channels:
             raise ValueError(f"caption for channel {caption.channel!r}; this hub has {', '.join(self.channels)}")
         return self._publish(encode_caption(caption, self._seq + 1))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from relay.translation.sentences import split_sentences
 
 MAX_LINE_CHARS = 42
@@ -58,15 +60,28 @@ def split_captions(text: str, max_chars: int = MAX_LINE_CHARS, max_lines: int = 
     """
     pieces: list[str] = []
     last_is_sentence = False
-    for sentence in split_sentences(text):
+    for sentence, joiner in _sentences(text):
         chunks = _split_sentence(sentence, max_chars, max_lines)
         whole = len(chunks) == 1
-        if whole and last_is_sentence and fits(f"{pieces[-1]} {chunks[0]}", max_chars, max_lines):
-            pieces[-1] = f"{pieces[-1]} {chunks[0]}"
+        merged = f"{pieces[-1]}{joiner}{chunks[0]}" if whole and last_is_sentence else ""
+        if merged and fits(merged, max_chars, max_lines):
+            pieces[-1] = merged
             continue
         pieces.extend(chunks)
         last_is_sentence = whole
     return pieces
+
+
+def _sentences(text: str) -> Iterator[tuple[str, str]]:
+    """Yield each sentence with what joins it to the one before: a space, or nothing.
+
+    Chinese and Japanese sentences follow "。" with no space; merging them must not add one.
+    """
+    position = 0
+    for sentence in split_sentences(text):
+        start = text.find(sentence, position)
+        yield sentence, (" " if start > position else "")
+        position = start + len(sentence)
 
 
 def _split_sentence(sentence: str, max_chars: int, max_lines: int) -> list[str]:

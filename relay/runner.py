@@ -25,6 +25,7 @@ from relay.server import SLOTS_KEY, ServerSettings, create_app, serve
 from relay.service import RelayService, track_languages
 from relay.source import SourceSettings
 from relay.store import transcript_path
+from relay.transcript_routes import add_transcript_routes
 from relay.translation import CAPTION_LANGUAGES, CaptionTranslator
 from relay.translation.commands import installed_directions
 from relay.whisper_engine import DecodeSettings, WhisperEngine
@@ -149,6 +150,7 @@ async def serve_relay(args: argparse.Namespace) -> int:
             add_control_routes(app, service, operator_token, viewer_token)
             slots = app[SLOTS_KEY]
             service.metrics.counter("relay_viewers_refused", "Viewer connections refused by the limits.", lambda: slots.refused)
+            add_transcript_routes(app, transcript_path(rundir.path))
             async with serve(app, args.host, args.port) as url:
                 await _run_service(service, engine, translator, rundir, url, args)
     finally:

@@ -4,10 +4,7 @@ What is stored: every numbered frame the hub published, in one `seq`: the finals
 every channel (floor and booths) in `finals`, and the language tracks' captions
 (`type: "track"`) in `tracks`. A seq is in exactly one of the two tables.
 
-Schema versions: 1 had no `tracks` table. Opening a version-1 file for writing migrates
-it in place (the table is added, the version set to 2; its finals are untouched);
-opening it read-only (`relay export`) reads it as it is, with no track rows. A file of a
-newer version than this code knows is refused with a clear error.
+Schema (version 2) and its migration from version 1: `relay.transcript_schema`.
 
 Durability: WAL with `synchronous=NORMAL` (the default). A commit write(2)s the
 transaction to the WAL without fsync, so a final whose `append` returned survives
@@ -29,7 +26,6 @@ import concurrent.futures
 import itertools
 import json
 import logging
-import secrets
 import sqlite3
 import threading
 import time
@@ -42,11 +38,13 @@ from .messages import Caption
 from .pending import PendingFinals
 from .protocol import Frame, track_from_message, websocket_text_frame
 from .tracks.model import TrackCaption
+from .transcript_schema import (
+    COLUMNS, INSERT, INSERT_TRACK, MIGRATABLE, SCHEMA_VERSION, TRACK_COLUMNS, StoredFinal, TranscriptError,
+    caption_row, create_or_migrate, stored_final, stored_track, track_row,
+)  # fmt: skip
 
 _LOGGER = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
-_MIGRATABLE = ("1",)  # versions a writer upgrades in place (by adding the tracks table)
 TRANSCRIPT_FILE = "transcript.sqlite3"
 # A checkpoint (WAL copied into the database, fsynced) takes 10-100 ms here. SQLite would
 # run it inside the commit crossing 1000 WAL pages, i.e. in `append` on the event loop;
@@ -54,50 +52,7 @@ TRANSCRIPT_FILE = "transcript.sqlite3"
 CHECKPOINT_EVERY = 500
 WRITE_BUSY_TIMEOUT_MS = 100
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS finals (
-    seq INTEGER PRIMARY KEY, caption_id TEXT NOT NULL, channel TEXT NOT NULL,
-    lang TEXT NOT NULL, text TEXT NOT NULL, translations TEXT NOT NULL, mt TEXT NOT NULL,
-    mt_ms REAL, start_s REAL NOT NULL, end_s REAL NOT NULL, wall_s REAL NOT NULL,
-    published_at REAL NOT NULL, frame TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tracks (
-    seq INTEGER PRIMARY KEY, track_lang TEXT NOT NULL, source TEXT NOT NULL, channel TEXT NOT NULL,
-    caption_id TEXT NOT NULL, text TEXT NOT NULL, start_s REAL NOT NULL, end_s REAL NOT NULL,
-    covers TEXT NOT NULL, floor_lang TEXT NOT NULL, mt_engine TEXT NOT NULL,
-    published_at REAL NOT NULL, frame TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tracks_by_lang ON tracks (track_lang, seq);
-"""
-_COLUMNS = "seq, caption_id, channel, lang, text, translations, mt, mt_ms, start_s, end_s, wall_s, published_at, frame"
-_INSERT = f"INSERT INTO finals ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"
-_TRACK_COLUMNS = (
-    "seq, track_lang, source, channel, caption_id, text, start_s, end_s, covers, floor_lang, mt_engine, "
-    "published_at, frame"
-)
-_INSERT_TRACK = f"INSERT INTO tracks ({_TRACK_COLUMNS}) VALUES ({', '.join('?' * 13)})"
 _SYNCHRONOUS = ("NORMAL", "FULL")
-
-
-class TranscriptError(RuntimeError):
-    """The transcript refuses this final (a gap, a different final under a stored seq) or file."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredFinal:
-    """One final as stored: its seq, the caption, and the exact JSON frame viewers got.
-
-    For a track row, `track` is the track caption and `caption` a final caption of the
-    same words (`lang`: the track's language, or the floor's for "original"), so code that
-    knows only captions lays it out unchanged.
-    """
-
-    seq: int
-    caption: Caption
-    frame_json: str
-    published_at: float
-    track: TrackCaption | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,21 +116,7 @@ class TranscriptStore:
             raise TranscriptError(f"{self.path}: SQLite refused WAL mode (got {mode!r})")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         conn.execute("PRAGMA wal_autocheckpoint = 0")
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        found = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if found is not None and found[0] != str(SCHEMA_VERSION) and found[0] not in _MIGRATABLE:
-            conn.execute("ROLLBACK")
-            raise TranscriptError(f"{self.path}: schema {found[0]}, this relay reads {SCHEMA_VERSION} (and migrates 1)")
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        meta = {"schema_version": str(SCHEMA_VERSION), "session": secrets.token_hex(8), "started_at": repr(time.time())}
-        conn.executemany("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", meta.items())
-        if found is not None and found[0] != str(SCHEMA_VERSION):
-            _LOGGER.info("Transcript %s: schema %s migrated to %d (tracks table added)", self.path, found[0], SCHEMA_VERSION)
-            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
-        conn.execute("COMMIT")
+        create_or_migrate(conn, self.path)
         # Appends run on the event loop: a database another process keeps busy must fail them
         # fast (SqliteBacklog keeps the final and retries off the loop), not stall captions 5 s.
         conn.execute(f"PRAGMA busy_timeout = {WRITE_BUSY_TIMEOUT_MS}")
@@ -195,7 +136,7 @@ class TranscriptStore:
         except sqlite3.DatabaseError as error:
             raise TranscriptError(f"{self.path} is not a relay transcript: {error}") from error
         version = values.get("schema_version")
-        if version != str(SCHEMA_VERSION) and not (self.readonly and version in _MIGRATABLE):
+        if version != str(SCHEMA_VERSION) and not (self.readonly and version in MIGRATABLE):
             raise TranscriptError(f"{self.path}: schema {version}, expected {SCHEMA_VERSION}")
         found = self._reader().execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tracks'")
         self._has_tracks = found.fetchone() is not None
@@ -216,16 +157,11 @@ class TranscriptStore:
             raise TranscriptError(f"transcript {self.path} is read-only")
         when = time.time() if published_at is None else published_at
         if isinstance(caption, TrackCaption):
-            sql, row = _INSERT_TRACK, _track_row(seq, caption, frame_json, when)
+            sql, row = INSERT_TRACK, track_row(seq, caption, frame_json, when)
         elif not caption.is_final:
             raise ValueError(f"only finals are stored, got a {caption.kind}")
         else:
-            sql = _INSERT
-            row = (
-                seq, caption.id, caption.channel, caption.lang, caption.text,
-                _dumps(caption.translations), _dumps(caption.mt), caption.mt_ms,
-                caption.start, caption.end, caption.wall, when, frame_json,
-            )  # fmt: skip
+            sql, row = INSERT, caption_row(seq, caption, frame_json, when)
         with self._lock:
             last = self._last_seq
             if seq == last + 1:
@@ -261,12 +197,12 @@ class TranscriptStore:
     def finals_since(self, seq: int, limit: int | None = None) -> list[StoredFinal]:
         """Stored finals and track captions with seq > `seq`, oldest first, at most `limit`."""
         count = -1 if limit is None else limit
-        sql = f"SELECT {_COLUMNS} FROM finals WHERE seq > ? ORDER BY seq LIMIT ?"
-        finals = [_stored_final(row) for row in self._reader().execute(sql, (seq, count)).fetchall()]
+        sql = f"SELECT {COLUMNS} FROM finals WHERE seq > ? ORDER BY seq LIMIT ?"
+        finals = [stored_final(row) for row in self._reader().execute(sql, (seq, count)).fetchall()]
         if not self._has_tracks:
             return finals
-        sql = f"SELECT {_TRACK_COLUMNS} FROM tracks WHERE seq > ? ORDER BY seq LIMIT ?"
-        tracks = [_stored_track(row) for row in self._reader().execute(sql, (seq, count)).fetchall()]
+        sql = f"SELECT {TRACK_COLUMNS} FROM tracks WHERE seq > ? ORDER BY seq LIMIT ?"
+        tracks = [stored_track(row) for row in self._reader().execute(sql, (seq, count)).fetchall()]
         merged = sorted([*finals, *tracks], key=lambda stored: stored.seq)
         return merged if limit is None else merged[:limit]
 
@@ -275,22 +211,23 @@ class TranscriptStore:
         sql = "SELECT seq, frame FROM finals WHERE seq > ?"
         if self._has_tracks:
             sql += " UNION ALL SELECT seq, frame FROM tracks WHERE seq > ?"
-        rows = self._reader().execute(f"{sql} ORDER BY seq LIMIT ?", (*(seq,) * sql.count("?"), -1 if limit is None else limit))
-        return [stored_frame(row_seq, frame_json) for row_seq, frame_json in rows.fetchall()]
+        params = (*(seq,) * sql.count("?"), -1 if limit is None else limit)
+        rows = self._reader().execute(f"{sql} ORDER BY seq LIMIT ?", params).fetchall()
+        return [stored_frame(row_seq, frame_json) for row_seq, frame_json in rows]
 
     def all_finals(self, lang: str | None = None) -> list[StoredFinal]:
         """The whole transcript in order (track rows included); with `lang`, only the channel finals spoken in it."""
         if lang is None:
             return self.finals_since(0)
-        sql = f"SELECT {_COLUMNS} FROM finals WHERE lang = ? ORDER BY seq"
-        return [_stored_final(row) for row in self._reader().execute(sql, (lang,)).fetchall()]
+        sql = f"SELECT {COLUMNS} FROM finals WHERE lang = ? ORDER BY seq"
+        return [stored_final(row) for row in self._reader().execute(sql, (lang,)).fetchall()]
 
     def track(self, lang: str) -> list[StoredFinal]:
         """The captions of one language track, in order (empty for a transcript without tracks)."""
         if not self._has_tracks:
             return []
-        sql = f"SELECT {_TRACK_COLUMNS} FROM tracks WHERE track_lang = ? ORDER BY seq"
-        return [_stored_track(row) for row in self._reader().execute(sql, (lang,)).fetchall()]
+        sql = f"SELECT {TRACK_COLUMNS} FROM tracks WHERE track_lang = ? ORDER BY seq"
+        return [stored_track(row) for row in self._reader().execute(sql, (lang,)).fetchall()]
 
     def journal_mode(self) -> str:
         """The database's journal mode ("wal")."""
@@ -433,43 +370,3 @@ class SqliteBacklog:
         return len(self._tail)
 
 
-def _dumps(mapping: Mapping[str, str]) -> str:
-    """Compact JSON of a mapping, non-ASCII kept."""
-    return json.dumps(dict(mapping), ensure_ascii=False, separators=(",", ":"))
-
-
-def _stored_final(row: tuple[Any, ...]) -> StoredFinal:
-    """Turn a `finals` row (in _COLUMNS order) into a StoredFinal."""
-    seq, caption_id, channel, lang, text, translations, mt, mt_ms, start, end, wall, published_at, frame = row
-    caption = Caption(
-        kind="final", id=caption_id, lang=lang, text=text, start=start, end=end, wall=wall,
-        channel=channel, translations=json.loads(translations), mt=json.loads(mt), mt_ms=mt_ms,
-    )  # fmt: skip
-    return StoredFinal(seq=seq, caption=caption, frame_json=frame, published_at=published_at)
-
-
-def _track_row(seq: int, track: TrackCaption, frame_json: str, published_at: float) -> tuple[Any, ...]:
-    """The `tracks` row of a track caption (in _TRACK_COLUMNS order)."""
-    return (
-        seq, track.lang, track.source, track.channel, track.id, track.text, track.start, track.end,
-        _dumps_list(track.covers), track.floor_lang, track.mt_engine, published_at, frame_json,
-    )  # fmt: skip
-
-
-def _stored_track(row: tuple[Any, ...]) -> StoredFinal:
-    """Turn a `tracks` row (in _TRACK_COLUMNS order) into a StoredFinal with its track caption."""
-    seq, lang, source, channel, caption_id, text, start, end, covers, floor_lang, mt_engine, published_at, frame = row
-    track = TrackCaption(
-        lang=lang, source=source, channel=channel, id=caption_id, text=text, start=start, end=end,
-        covers=tuple(json.loads(covers)), floor_lang=floor_lang, mt_engine=mt_engine,
-    )  # fmt: skip
-    caption = Caption(
-        kind="final", id=caption_id, lang=floor_lang if lang == "original" else lang, text=text,
-        start=start, end=end, wall=0.0, channel=channel,
-    )  # fmt: skip
-    return StoredFinal(seq=seq, caption=caption, frame_json=frame, published_at=published_at, track=track)
-
-
-def _dumps_list(items: Sequence[str]) -> str:
-    """Compact JSON of a list of strings."""
-    return json.dumps(list(items), ensure_ascii=False, separators=(",", ":"))

@@ -1,4 +1,10 @@
-"""`relay watch URL`: print a relay's captions live in a terminal, resuming after drops."""
+"""`relay watch URL`: print a relay's captions live in a terminal, resuming after drops.
+
+With a relay that sends language tracks (protocol 2), `--lang L` follows the L track as a
+viewer page does (docs/protocol.md, "What a viewer of each language shows"): its captions
+as finals, each labelled "(interpretation)" or "(machine translation)" unless they are the
+speaker's own words; without `--lang`, the original track. Older relays: the finals in L.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
 _LOGGER = logging.getLogger(__name__)
 
+# Same labels as `relay export` (relay.transcript_tracks): the speaker's own words carry none.
+TRACK_LABELS = {"interpretation": "interpretation", "mt": "machine translation"}
 _BASE_DELAY_S = 0.5
 _MAX_DELAY_S = 30.0
 
@@ -34,7 +42,11 @@ def _clean(text: str) -> str:
 
 
 def caption_text(msg: dict[str, Any], lang: str | None) -> str:
-    """The caption's text in `lang` (original when None or untranslated)."""
+    """The caption's text in `lang` (original when None or untranslated); a track caption's labelled words."""
+    if msg.get("type") == "track":
+        label = TRACK_LABELS.get(str(msg.get("source")), "")
+        text = _clean(str(msg.get("text", "")))
+        return f"({label}) {text}" if label and text.strip() else text
     translations = msg.get("translations") or {}
     if lang is not None and lang != msg.get("lang") and translations.get(lang):
         return _clean(str(translations[lang]))
@@ -75,6 +87,40 @@ class Printer:
         self._partial_shown = False
 
 
+class TrackView:
+    """Which messages a viewer of one track shows (the rules of web/tracks.js)."""
+
+    def __init__(self, lang: str | None) -> None:
+        self.track = "original" if lang in (None, "orig", "original") else lang
+        self.enabled = False
+        self.floor = "floor"
+        self.booths: dict[str, str] = {}
+        self.floor_lang: str | None = None
+
+    def hello(self, msg: dict[str, Any]) -> None:
+        """Learn the event's channels and tracks."""
+        tracks = msg.get("tracks")
+        self.enabled = isinstance(tracks, list) and self.track in tracks
+        self.floor = str(msg.get("channel", "floor"))
+        channels = msg.get("channels") if isinstance(msg.get("channels"), list) else []
+        self.booths = {str(c.get("name")): str(c["lang"]) for c in channels if isinstance(c, dict) and c.get("lang")}
+
+    def note(self, msg: dict[str, Any]) -> None:
+        """A floor caption tells which language the floor speaks."""
+        if msg.get("channel") == self.floor and msg.get("text"):
+            self.floor_lang = msg.get("lang")
+
+    def is_floor(self, msg: dict[str, Any]) -> bool:
+        """A message of the floor (a booth's captions are shown only through its track)."""
+        return msg.get("channel", self.floor) == self.floor
+
+    def partial_wanted(self, msg: dict[str, Any]) -> bool:
+        """The floor's partials in this language; the booth's while the floor does not speak it."""
+        if msg.get("channel") == self.floor:
+            return self.track == "original" or msg.get("lang") == self.track
+        return self.booths.get(str(msg.get("channel"))) == self.track and self.floor_lang != self.track
+
+
 class _Resume:
     """Where to resume: the session and the last final seen."""
 
@@ -89,7 +135,7 @@ class _Resume:
         return "?" + urlencode({"since": self.last_seq, "session": self.session})
 
 
-async def _follow(url: str, resume: _Resume, printer: Printer) -> None:
+async def _follow(url: str, resume: _Resume, printer: Printer, view: TrackView) -> None:
     """Print captions from one connection until it closes."""
     async with connect(url + resume.query(), max_size=1 << 20) as ws:
         async for raw in ws:
@@ -97,13 +143,20 @@ async def _follow(url: str, resume: _Resume, printer: Printer) -> None:
             kind = msg.get("type")
             if kind == "hello":
                 _LOGGER.info("Connected to %s (final %s)", url, msg.get("seq"))
+                view.hello(msg)
                 if msg.get("session") != resume.session:
                     resume.session, resume.last_seq = msg.get("session"), 0
-            elif kind == "final" and msg["seq"] > resume.last_seq:
-                resume.last_seq = msg["seq"]
-                printer.final(msg)
+            elif kind in ("final", "track") and msg["seq"] > resume.last_seq:
+                resume.last_seq = msg["seq"]  # finals and tracks share one seq
+                view.note(msg)
+                if view.enabled and kind == "track" and msg.get("lang") == view.track:
+                    printer.final(msg)
+                elif not view.enabled and kind == "final" and view.is_floor(msg):
+                    printer.final(msg)
             elif kind == "partial" and msg["seq"] > resume.last_seq:
-                printer.partial(msg)
+                view.note(msg)
+                if view.partial_wanted(msg) if view.enabled else view.is_floor(msg):
+                    printer.partial(msg)
             elif kind == "status":
                 _LOGGER.info("Source %s: %s", msg.get("label", ""), msg.get("state"))
             elif kind == "end":
@@ -118,10 +171,11 @@ async def watch(url: str, lang: str | None, out: TextIO) -> int:
     ws_url = socket_url(url)
     resume = _Resume()
     printer = Printer(out, lang)
+    view = TrackView(lang)
     attempt = 0
     while True:
         try:
-            await _follow(ws_url, resume, printer)
+            await _follow(ws_url, resume, printer, view)
             attempt = 0
         except InvalidStatus as exc:
             _LOGGER.error("Relay refused the connection: HTTP %d", exc.response.status_code)

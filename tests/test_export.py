@@ -13,7 +13,7 @@ import pytest
 import srt
 import webvtt
 
-from relay.export import MIN_CUE_MS, export
+from relay.export import MAX_TIME_MS, MIN_CUE_MS, export
 from relay.linebreak import MAX_LINE_CHARS
 from relay.messages import Caption
 from relay.protocol import encode_caption
@@ -162,3 +162,31 @@ def test_export_from_store_matches_export_of_its_finals(tmp_path: Path) -> None:
 def test_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown format"):
         export(meeting(1), "docx", None)  # type: ignore[arg-type]
+
+
+def test_a_spoken_arrow_cannot_start_a_cue() -> None:
+    text = "Slide 3 --> slide 4, then 00:00:09.000 --> 00:00:10.000 as written."
+    final = stored(dataclasses.replace(meeting_caption(1), text=text, translations={}), 1)
+    (cue,) = webvtt.from_string(export([final], "vtt", None), strict=True).captions
+    assert html.unescape(" ".join(cue.lines)) == text
+    (subtitle,) = srt.parse(export([final], "srt", None))
+    assert " ".join(subtitle.content.split("\n")) == text
+
+
+def test_times_that_are_not_numbers_or_absurd_still_give_every_cue() -> None:
+    def at(n: int, start: float, end: float) -> StoredFinal:
+        return stored(dataclasses.replace(meeting_caption(n), start=start, end=end), n)
+
+    nan, inf = float("nan"), float("inf")
+    finals = [at(1, nan, 2.0), at(2, -5.0, nan), at(3, 1e300, inf), at(4, 4.0, -inf)]
+    spans = [(seconds(c.start), seconds(c.end)) for c in srt.parse(export(finals, "srt", None))]
+    held = MAX_TIME_MS / 1000
+    assert spans == [(0.0, 2.0), (2.0, 2.5), (held, held + 0.5), (held + 0.5, held + 1.0)]
+    assert len(webvtt.from_string(export(finals, "vtt", None), strict=True).captions) == 4
+
+
+def test_a_retraction_makes_no_cue_even_with_translations_and_a_blank_translation_falls_back() -> None:
+    retraction = dataclasses.replace(meeting_caption(1), text=" ", translations={"fr": "Bonjour."})
+    blank = dataclasses.replace(meeting_caption(2), translations={"fr": " \n"})
+    cues = list(srt.parse(export([stored(retraction, 1), stored(blank, 2)], "srt", "fr")))
+    assert [" ".join(cue.content.split("\n")) for cue in cues] == [blank.text]

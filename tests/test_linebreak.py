@@ -85,3 +85,8 @@ def test_long_sentence_is_cut_at_a_clause_boundary() -> None:
 def test_pieces_of_a_long_sentence_are_not_merged_with_the_next_sentence() -> None:
     captions = split_captions(LONG_TRANSCRIPT)
     assert "Thank you." in captions
+
+
+def test_chinese_sentences_merge_without_an_added_space() -> None:
+    assert split_captions("会议开始。请大家安静。") == ["会议开始。请大家安静。"]
+    assert split_captions("Yes.  I agree.") == ["Yes. I agree."]

@@ -163,3 +163,18 @@ def test_original_track_shows_each_floor_final_when_it_comes() -> None:
     shown = Scenario(floor=[("fr", 10, 14), ("it", 15, 16)], booths={"en": []}).run()
     original = [(w, c.text, c.floor_lang) for w, c in shown if c.lang == "original"]
     assert original == [(14 + PUBLISH_S, "fr0", "fr"), (16 + PUBLISH_S, "it1", "it")]
+
+
+def test_passage_whose_booth_text_went_elsewhere_gets_mt_without_waiting() -> None:
+    # found by hypothesis: the booth chains f0 into f1, but its final arrives before f1's floor
+    # final, so it serves f0 only; with its processed position stalled, f1 and f2 must not
+    # wait for booth_wait_max_s
+    shown = Scenario(floor=[("en", 7, 9), ("es", 9.5, 16.5), ("es", 17.5, 18.5)],
+                     booths={"fr": [(9.0, 16.4375, "f0 and f1")]}, stalled=("booth-fr",),
+                     langs=("fr",)).run()
+    assert read(shown, "fr") == [("interpretation", "f0 and f1", ("f0",)),
+                                 ("mt", "MT:fr1", ("f1",)), ("mt", "MT:fr2", ("f2",))]
+    published = {"f1": 16.5 + PUBLISH_S, "f2": 18.5 + PUBLISH_S}
+    for wall, c in shown:
+        if c.source == "mt":
+            assert wall - published[c.covers[0]] <= 4.0

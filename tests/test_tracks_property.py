@@ -46,7 +46,8 @@ def scenarios(
                         down + draw(st.floats(0.5, 20.0))))
     channels = ["floor", *(f"booth-{lang}" for lang in booths)]
     delays = {c: draw(st.floats(0.0, 1.5)) for c in channels}
-    return Scenario(floor, booths, down_up), delays
+    stalled = tuple(c for c in channels[1:] if outages and draw(st.integers(0, 5)) == 0)
+    return Scenario(floor, booths, down_up, stalled), delays
 
 
 def sequential(spans: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:

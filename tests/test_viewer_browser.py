@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import re
 import shutil
@@ -12,11 +14,17 @@ from urllib.parse import urlsplit
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Dialog, Page, expect
+from playwright.async_api import Browser, BrowserContext, Dialog, Page, Route, expect
 
+from relay.control import add_control_routes
+from relay.export import export
 from relay.hub import CaptionHub
 from relay.messages import Caption, SourceState
+from relay.server import create_app, serve
+from relay.store import SqliteBacklog, StoredFinal, TranscriptStore, transcript_path
+from relay.transcript_routes import add_transcript_routes
 from tests.browser import Relay, browser_context, chromium, chromium_path, running_relay
+from tests.test_control import StandInRelay
 
 pytestmark = [
     pytest.mark.asyncio(loop_scope="module"),
@@ -157,30 +165,65 @@ async def test_html_in_captions_is_shown_as_text_and_never_runs(context: Browser
     assert dialogs == []
 
 
-async def test_downloads_give_srt_and_webvtt_in_the_chosen_language(
-    context: BrowserContext, relay: Relay, tmp_path: Path
-) -> None:
-    page = await open_viewer(context, relay.url + "/?lang=fr")
-    relay.hub.publish(caption(1, fr="Bonjour à tous."))
-    relay.hub.publish(caption(2, fr="Les <balises> & co."))
-    await expect(page.locator("#transcript-list li")).to_have_count(2)
-    contents = {}
-    for fmt in ("srt", "vtt", "txt"):
-        async with page.expect_download() as info:
-            await page.click(f"[data-format={fmt}]")
-        download = await info.value
-        assert download.suggested_filename.endswith(f"-fr.{fmt}")
-        target = tmp_path / download.suggested_filename
-        await download.save_as(target)
-        contents[fmt] = target.read_text(encoding="utf-8")
-    assert contents["srt"] == (
-        "1\n00:01:04,000 --> 00:01:07,500\nBonjour à tous.\n\n2\n00:01:08,000 --> 00:01:11,500\nLes <balises> & co.\n"
-    )
-    assert contents["vtt"] == (
-        "WEBVTT\n\n00:01:04.000 --> 00:01:07.500\nBonjour à tous.\n\n"
-        "00:01:08.000 --> 00:01:11.500\nLes &lt;balises&gt; &amp; co.\n"
-    )
-    assert contents["txt"] == "[1:04] Bonjour à tous.\n[1:08] Les <balises> & co.\n"
+@contextlib.asynccontextmanager
+async def durable_relay(data_dir: Path, viewer_key: str = "") -> AsyncIterator[tuple[Relay, TranscriptStore]]:
+    """A relay whose finals go to a real SQLite transcript, with the download routes mounted."""
+    with TranscriptStore(transcript_path(data_dir)) as store:
+        backlog = SqliteBacklog(store)
+        hub = CaptionHub(store=backlog, last_seq=backlog.last_seq, session=backlog.session)
+        hub.source_state(SourceState.CONNECTED)
+        app = create_app(hub)
+        if viewer_key:
+            add_control_routes(app, StandInRelay(), "operator-secret", viewer_key)
+        add_transcript_routes(app, store)
+        try:
+            async with serve(app, "127.0.0.1", 0, shutdown_timeout_s=5.0) as url:
+                yield Relay(hub=hub, url=url), store
+        finally:
+            backlog.close()
+
+
+async def download(page: Page, fmt: str, target_dir: Path) -> tuple[str, str]:
+    """Click a download link; return the suggested file name and the file's text."""
+    async with page.expect_download() as info:
+        await page.click(f"a[data-format={fmt}]")
+    download = await info.value
+    target = target_dir / download.suggested_filename
+    await download.save_as(target)
+    return download.suggested_filename, target.read_text(encoding="utf-8")
+
+
+async def test_downloads_are_the_server_export_in_the_chosen_language(context: BrowserContext, tmp_path: Path) -> None:
+    async with durable_relay(tmp_path) as (relay, store):
+        page = await open_viewer(context, relay.url + "/?lang=fr")
+        relay.hub.publish(caption(1, fr="Bonjour à tous."))
+        relay.hub.publish(caption(2, fr="Les <balises> & co."))
+        relay.hub.publish(caption(3, en="", fr=""))  # retracts a partial: no cue
+        long = "Une phrase assez longue pour tenir sur deux lignes de sous-titres, pas une de plus."
+        relay.hub.publish(dataclasses.replace(caption(4, fr=long), start=70.0))  # starts before caption 2 ends
+        await expect(page.locator("#transcript-list li")).to_have_count(3)
+        files = {}
+        for fmt in ("srt", "vtt", "txt"):
+            name, files[fmt] = await download(page, fmt, tmp_path)
+            assert name.endswith(f"-fr.{fmt}")
+            assert files[fmt] == export(store, fmt, "fr")  # type: ignore[arg-type]
+        assert "00:01:08.000 --> 00:01:11.500\nLes &lt;balises&gt; &amp; co.\n" in files["vtt"]
+        assert "3\n00:01:11,500 --> 00:01:19,500\nUne phrase assez longue pour tenir sur deux\nlignes" in files["srt"]
+        assert files["txt"].splitlines()[1] == "[00:01:08] Les <balises> & co."
+        await page.select_option("#lang", "es")
+        name, text = await download(page, "srt", tmp_path)
+        assert name.endswith("-es.srt") and text == export(store, "srt", "es")
+        assert page.problems == []  # type: ignore[attr-defined]  # no CSP violation
+
+
+async def test_downloads_of_a_private_event_carry_the_viewer_key(context: BrowserContext, tmp_path: Path) -> None:
+    async with durable_relay(tmp_path, viewer_key="k3y") as (relay, store):
+        page = await open_viewer(context, relay.url + "/?key=k3y")
+        relay.hub.publish(caption(1, fr="Bonjour à tous."))
+        await expect(page.locator("#transcript-list li")).to_have_count(1)
+        _, text = await download(page, "vtt", tmp_path)
+        assert text == export(store, "vtt", "en")
+        assert "k3y" not in page.url
 
 
 async def test_delay_holds_captions_back(context: BrowserContext, relay: Relay) -> None:
@@ -310,3 +353,49 @@ async def test_an_empty_final_withdraws_its_partial(context: BrowserContext, rel
     relay.hub.publish(caption(7, en=""))
     await expect(page.locator("#live-lines .line")).to_have_count(0)
     await expect(page.locator("#transcript-list li")).to_have_count(0)
+
+
+CHROMIUM_TRACK_JS = """
+async (vtt) => {
+  const video = document.createElement("video");
+  const track = document.createElement("track");
+  track.src = "http://relay.test/captions.vtt";
+  track.default = true;
+  video.append(track);
+  document.body.append(video);
+  track.track.mode = "hidden";
+  await new Promise((resolve, reject) => { track.onload = resolve; track.onerror = reject; });
+  return Array.from(track.track.cues, (cue) => ({
+    start: cue.startTime, end: cue.endTime, text: cue.getCueAsHTML().textContent, html: cue.getCueAsHTML().childElementCount,
+  }));
+}
+"""
+
+
+async def test_chromium_reads_every_cue_of_the_webvtt_export_as_plain_text(context: BrowserContext) -> None:
+    """Chromium's own WebVTT parser, the one viewers' video players use, reads the export as intended."""
+    texts = [
+        "<script>alert(1)</script> & <b>bold</b> &amp; &lt;",
+        "Slide 3 --> slide 4",
+        "Line one\n\nline two\r\nNOTE this\n00:00:01.000 --> 00:00:02.000",
+        "Une phrase assez longue pour tenir sur deux lignes de sous-titres, pas une de plus.",
+    ]
+    finals = [
+        StoredFinal(seq=n, caption=dataclasses.replace(caption(n, en=text), start=10.0 + n, end=10.5 + 2 * n), frame_json="{}", published_at=0.0)
+        for n, text in enumerate(texts, start=1)
+    ]
+    vtt = export(finals, "vtt", "en")
+    page = await context.new_page()
+
+    async def serve_test_files(route: Route) -> None:
+        if route.request.url.endswith(".vtt"):
+            await route.fulfill(body=vtt.encode(), content_type="text/vtt; charset=utf-8")
+        else:
+            await route.fulfill(body="<!doctype html><title>track</title>", content_type="text/html")
+
+    await page.route("http://relay.test/**", serve_test_files)
+    await page.goto("http://relay.test/")
+    cues = await page.evaluate(CHROMIUM_TRACK_JS, vtt)
+    assert [" ".join(cue["text"].split()) for cue in cues] == [" ".join(text.split()) for text in texts]
+    assert all(cue["html"] == 0 for cue in cues)  # no element: markup stayed text
+    assert all(a["end"] <= b["start"] for a, b in zip(cues, cues[1:]))

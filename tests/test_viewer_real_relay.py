@@ -48,3 +48,23 @@ async def test_real_captions_reach_the_page_translated_and_labelled(french_relay
         await expect(final.locator(".text")).to_contain_text("conférence")
         await expect(final.locator(".mt")).to_have_count(0)
         assert errors == []
+
+
+async def test_the_download_from_a_real_relay_is_its_relay_export(french_relay, tmp_path):
+    """`relay serve` mounts the downloads: the page's SRT is what `relay export` writes."""
+    async with chromium() as browser, browser_context(browser) as context:
+        page = await context.new_page()
+        await page.goto(french_relay + "?lang=es")
+        await expect(page.locator("#status")).to_have_text("Session ended", timeout=60_000)
+        async with page.expect_download() as info:
+            await page.click("a[data-format=srt]")
+        download = await info.value
+        target = tmp_path / "download" / download.suggested_filename
+        await download.save_as(target)
+    exported = subprocess.run(
+        [RELAY, "export", "--data", str(tmp_path), "--format", "srt", "--lang", "es"],
+        capture_output=True, timeout=60, check=True,
+    ).stdout.decode("utf-8")  # fmt: skip
+    assert download.suggested_filename.endswith("-es.srt")
+    assert "conferencia" in exported.lower()
+    assert target.read_text(encoding="utf-8") == exported

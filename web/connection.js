@@ -5,7 +5,7 @@ const BASE_DELAY_MS = 500;
 const MAX_DELAY_MS = 30000;
 
 export class CaptionConnection {
-  // onMessage(msg) gets hello/partial/final/status/end messages;
+  // onMessage(msg) gets hello/partial/final/track/status/end messages;
   // onState(state, detail) gets "connecting" | "live" | "waiting" | "ended".
   constructor(url, { onMessage, onState }) {
     this.url = url;
@@ -63,8 +63,8 @@ export class CaptionConnection {
         this.lastSeq = 0;
       }
       this.onState("live", "");
-    } else if (msg.type === "final") {
-      if (msg.seq <= this.lastSeq) return; // already have it
+    } else if (msg.type === "final" || msg.type === "track") {
+      if (msg.seq <= this.lastSeq) return; // already have it (finals and tracks share one seq)
       msg.gap = this.lastSeq > 0 && msg.seq > this.lastSeq + 1;
       this.lastSeq = msg.seq;
     } else if (msg.type === "partial") {

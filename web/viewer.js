@@ -2,7 +2,8 @@
 
 import { CaptionConnection } from "./connection.js";
 import { loadPrefs, savePrefs, urlOptions, SIZES, MAX_DELAY_S, clampDelay } from "./settings.js";
-import { FORMATS } from "./transcript.js";
+import { Tracks, trackName } from "./tracks.js";
+import { downloadHref } from "./transcript.js";
 import { DelayLine, LiveView, TranscriptView } from "./views.js";
 
 const $ = (id) => document.getElementById(id);
@@ -12,7 +13,9 @@ const prefs = loadPrefs();
 if (options.lang) prefs.lang = options.lang;
 if (options.delay !== null) prefs.delay = options.delay;
 
-const finals = []; // every final received, for downloads
+let finalsShown = 0; // to mark a new session in a transcript that has captions
+const tracks = new Tracks(); // the event's language tracks, when the relay sends them
+const floorFinals = []; // the floor's finals, for a language without a track
 const status = { conn: "connecting", retryMs: 0, source: "connected", ended: false };
 
 const live = new LiveView($("live-lines"), {
@@ -37,6 +40,9 @@ function statusText() {
   if (status.source === "reconnecting") text = "Live — stream reconnecting…";
   if (status.source === "connecting") text = "Live — waiting for the stream";
   if (status.source === "ended") text = "The livestream has ended; waiting for the next";
+  if (text === "Live" && tracks.follows(prefs.lang) && tracks.boothDown(trackName(prefs.lang))) {
+    text = "Live — interpretation unavailable; machine translation meanwhile";
+  }
   return prefs.delay > 0 ? `${text} · ${prefs.delay} s delay` : text;
 }
 
@@ -55,15 +61,43 @@ function renderStatus() {
 
 // ---- messages ---------------------------------------------------------------
 
-function show(msg) {
+// With tracks: the chosen language's track captions as finals; partials as tracks.js says.
+let gapPending = false; // finals were missed: mark the next caption shown
+function showTrack(msg, lang) {
+  if (msg.type === "partial") {
+    if (tracks.partialWanted(msg, lang)) live.showPartial(msg);
+  } else if (msg.type === "final") {
+    live.clearPartial(msg); // its track caption follows (or already came)
+  } else if (msg.type === "track" && msg.lang === lang) {
+    if (gapPending) msg.gap = true;
+    gapPending = false;
+    live.showFinal(msg);
+    transcript.add(msg);
+  }
+}
+
+// Without a track for the chosen language (protocol 1): the floor's finals, translated.
+function showFloor(msg) {
   if (msg.type === "partial") {
     live.showPartial(msg);
   } else if (msg.type === "final" && !msg.text) {
     live.clearPartial(); // an empty final withdraws a partial that turned out to be noise
   } else if (msg.type === "final") {
+    if (gapPending) msg.gap = true;
+    gapPending = false;
     live.showFinal(msg);
     transcript.add(msg);
   }
+}
+
+function show(msg) {
+  gapPending = gapPending || Boolean(msg.gap);
+  if (msg.type === "track") tracks.keep(msg);
+  else tracks.note(msg);
+  const floor = tracks.isFloor(msg);
+  if (floor && msg.type === "final" && msg.text) floorFinals.push(msg);
+  if (tracks.follows(prefs.lang)) showTrack(msg, trackName(prefs.lang));
+  else if (floor && msg.type !== "track") showFloor(msg); // never a booth's captions
 }
 
 const delayLine = new DelayLine(show);
@@ -72,15 +106,17 @@ let hello = null;
 function receive(msg) {
   switch (msg.type) {
     case "hello":
-      if (hello !== null && hello.session !== msg.session && finals.length > 0) {
+      if (hello !== null && hello.session !== msg.session && finalsShown > 0) {
         transcript.note("— a new session started —");
       }
       hello = msg;
+      tracks.hello(msg);
       status.source = msg.source ? msg.source.state : "connected";
       status.ended = Boolean(msg.ended);
       break;
+    case "track":
     case "final": {
-      if (msg.text) finals.push(msg);
+      if (msg.text) finalsShown += 1;
       // A final replayed from the backlog is older: it waits only the rest of the delay.
       const replayed = hello !== null && msg.seq <= hello.seq;
       const age = replayed && msg.sent ? Math.max(0, hello.now - msg.sent) : 0;
@@ -91,6 +127,8 @@ function receive(msg) {
       delayLine.push(msg);
       break;
     case "status":
+      tracks.states.set(msg.channel, msg.state);
+      if (tracks.enabled && !tracks.isFloor(msg)) break; // a booth: only its language's viewers are told
       status.source = msg.state;
       if (msg.state !== "connected") live.clearPartial();
       break;
@@ -145,19 +183,17 @@ function applyLang() {
   $("lang").value = prefs.lang;
   live.setLang(prefs.lang);
   transcript.setLang(prefs.lang);
-}
-
-function download(format) {
-  const { render, mime } = FORMATS[format];
-  const blob = new Blob([render(finals, prefs.lang)], { type: mime });
-  const stamp = new Date().toISOString().slice(0, 16).replace(/[-:]/g, "").replace("T", "-");
-  const link = document.createElement("a");
-  link.href = URL.createObjectURL(blob);
-  link.download = `captions-${stamp}-${prefs.lang}.${format}`;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  if (tracks.enabled) {
+    const follows = tracks.follows(prefs.lang);
+    const shown = follows ? tracks.shown(trackName(prefs.lang)) : floorFinals;
+    live.reset(shown);
+    transcript.reset(shown);
+  }
+  renderStatus();
+  // Plain links to the server's export: the file is the whole event, in this language.
+  for (const link of document.querySelectorAll("a[data-format]")) {
+    link.href = downloadHref(link.dataset.format, prefs.lang);
+  }
 }
 
 function wireControls() {
@@ -183,9 +219,6 @@ function wireControls() {
     applyDelay();
     remember();
   });
-  for (const button of document.querySelectorAll("[data-format]")) {
-    button.addEventListener("click", () => download(button.dataset.format));
-  }
 }
 
 // ---- start --------------------------------------------------------------------

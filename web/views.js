@@ -1,20 +1,37 @@
 // DOM views: the live caption lines, the transcript, and the delay line that holds
 // captions back. Caption text is only ever set with textContent, never as HTML.
 
+import { sourceLabel } from "./tracks.js";
 import { captionText } from "./transcript.js";
 
 const timeOfDay = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 
-// Fill `el` with caption `c` shown in `lang`. A machine-translation label is glued
-// to the last word (so it never sits alone on a line) and drawn from a data
-// attribute, so the caption's textContent stays exactly the caption.
-function fill(el, c, lang, compact) {
+// What caption `c` shows in `lang`: its text, that text's language, and its label
+// (machine translation; for a track caption also interpretation or the speaker's words).
+function shownText(c, lang, compact) {
+  if (c.type === "track") {
+    const textLang = c.lang === "original" ? c.floor_lang : c.lang;
+    return { text: c.text, lang: textLang, label: sourceLabel(c, compact), source: c.source };
+  }
   const shown = captionText(c, lang);
+  const label = shown.mt
+    ? { text: compact ? "MT" : "machine translation", title: `Machine translation (${shown.mt})`, mt: true }
+    : null;
+  return { text: shown.text, lang: shown.lang, label, source: shown.mt ? "mt" : null };
+}
+
+// Fill `el` with caption `c` shown in `lang`. The label is glued to the last word
+// (so it never sits alone on a line) and drawn from a data attribute, so the
+// caption's textContent stays exactly the caption.
+function fill(el, c, lang, compact) {
+  const shown = shownText(c, lang, compact);
   const text = document.createElement("span");
   text.className = "text";
   el.lang = shown.lang;
+  if (shown.source) el.dataset.source = shown.source;
+  else delete el.dataset.source;
   el.replaceChildren(text);
-  if (!shown.mt) {
+  if (!shown.label) {
     text.textContent = shown.text;
     return;
   }
@@ -23,11 +40,17 @@ function fill(el, c, lang, compact) {
   last.className = "last";
   last.textContent = shown.text.slice(cut);
   const label = document.createElement("span");
-  label.className = "mt";
-  label.dataset.label = compact ? "MT" : "machine translation";
-  label.title = `Machine translation (${shown.mt})`;
+  label.className = shown.label.mt ? "mt" : `source ${shown.source}`;
+  label.dataset.label = shown.label.text;
+  label.title = shown.label.title;
   last.append(label);
   text.append(shown.text.slice(0, cut), last);
+}
+
+// Partials and the finals that replace them are matched by channel and id (booths
+// number their utterances independently of the floor); track captions never replace one.
+function captionKey(c) {
+  return `${c.type === "track" ? "track" : c.channel || ""}/${c.id}`;
 }
 
 // The big roll-up caption area: recent finals, then the partial in progress.
@@ -50,6 +73,7 @@ export class LiveView {
   show(el, c) {
     this.captions.set(el, c);
     el.dataset.id = c.id;
+    el.dataset.key = captionKey(c);
     fill(el, c, this.lang, this.compact);
   }
 
@@ -64,7 +88,7 @@ export class LiveView {
 
   showFinal(c) {
     let el;
-    if (this.partial !== null && this.partial.dataset.id === c.id) {
+    if (this.partial !== null && this.partial.dataset.key === captionKey(c)) {
       el = this.partial; // becomes final in place, so nothing jumps
       this.partial = null;
       el.className = "line final";
@@ -76,9 +100,19 @@ export class LiveView {
     this.trim();
   }
 
-  clearPartial() {
-    if (this.partial !== null) this.partial.remove();
+  // Remove the partial (only the one of caption `c`'s channel and id, when given).
+  clearPartial(c = null) {
+    if (this.partial === null) return;
+    if (c !== null && this.partial.dataset.key !== captionKey(c)) return;
+    this.partial.remove();
     this.partial = null;
+  }
+
+  // Show these finals only (the last lines of another track), with no partial.
+  reset(finals) {
+    this.clearPartial();
+    this.container.replaceChildren();
+    for (const c of finals.slice(-this.maxLines)) this.showFinal(c);
   }
 
   trim() {
@@ -143,6 +177,13 @@ export class TranscriptView {
     this.list.append(li);
     if (follow) this.scrollToEnd();
     else this.jump.hidden = false;
+  }
+
+  // Show these finals only (another track), from the start.
+  reset(finals) {
+    this.list.replaceChildren();
+    for (const c of finals) this.add(c);
+    this.scrollToEnd();
   }
 
   note(text) {

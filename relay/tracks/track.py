@@ -35,6 +35,7 @@ class Track:
         self._booth_finals: dict[str, list[Caption]] = {}
         self._shown: OrderedDict[str, None] = OrderedDict()
         self._held: list[tuple[Caption, float]] = []
+        self._text_through = float("-inf")  # end of the latest booth final received
 
     def add_passage(self, passage: Passage) -> None:
         """Queue a new floor final for a decision."""
@@ -42,6 +43,7 @@ class Track:
 
     def add_booth_final(self, caption: Caption, now: float) -> list[TrackCaption]:
         """Hold a booth final until the floor passages it may interpret are all known."""
+        self._text_through = max(self._text_through, caption.end)
         self._held.append((caption, now))
         return self._release(now)
 
@@ -121,10 +123,13 @@ class Track:
             return MT_SOURCE
         if self._held:
             return None
-        done = all(r.end is not None and r.end <= booth.through for r in runs)
-        return MT_SOURCE if done else None  # spoke, but no text came for this passage
+        # that speech's text is in (processed, or its final came) but went elsewhere
+        text_in = max(booth.through, self._text_through + self._s.relay_tolerance_s)
+        done = all(r.end is not None and r.end <= text_in for r in runs)
+        return MT_SOURCE if done else None
 
     def _covering_runs(self, passage: Passage, booth: Timeline) -> list[Run]:
+        """The booth's speech (not relayed floor) that interprets `passage`, so far."""
         known = list(self._passages)
         floor = self._timelines["floor"]
         nxt = next_onset(passage, known, floor)
@@ -137,6 +142,7 @@ class Track:
         ]
 
     def _serve(self, passage: Passage, source: str) -> list[TrackCaption]:
+        """The captions that serve `passage` from `source`."""
         c = passage.caption
         if source == BOOTH_SOURCE:
             return self._show(self._booth_finals[passage.id], [passage])
@@ -151,6 +157,7 @@ class Track:
                              c.start, c.end, (c.id,), c.lang, engine)]
 
     def _show(self, finals: list[Caption], passages: list[Passage]) -> list[TrackCaption]:
+        """Booth finals as interpretation captions, each shown once."""
         out = []
         for b in finals:
             if b.id in self._shown:
