@@ -143,6 +143,7 @@ class Event:
         # Composer work is synchronous (events in order); its captions are published in order,
         # right after what caused them.
         self._outbox: deque[TrackCaption] = deque()
+        self._stopping = False
 
     @property
     def channels(self) -> list[str]:
@@ -171,10 +172,11 @@ class Event:
         decoding = asyncio.create_task(self.scheduler.run())
         ticking = asyncio.create_task(self._tick_forever())
         try:
-            await floor()
+            await floor()  # returns on a stop, or when the floor's source ended by itself:
+        except BaseException:  # then the booths finish what they have
+            self.stop()
+            raise
         finally:
-            for name in self._booths:
-                self.pipelines[name].stop()
             await asyncio.gather(*booths, return_exceptions=True)
             self.scheduler.close()
             await decoding
@@ -191,6 +193,7 @@ class Event:
 
     def stop(self) -> None:
         """Stop every channel; what was said so far is still published."""
+        self._stopping = True
         for pipeline in self.pipelines.values():
             pipeline.stop()
 

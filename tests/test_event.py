@@ -48,6 +48,7 @@ class FileInput:
     def __init__(self, samples: np.ndarray, back: asyncio.Event | None = None) -> None:
         self._samples = samples
         self._back = back
+        self._stopped = False
         self.opened_at = time.monotonic()
 
     async def stream(self):
@@ -57,12 +58,14 @@ class FileInput:
             await self._back.wait()
             yield SourceEvent(SourceState.CONNECTED)
         for start in range(0, len(self._samples), 1600):
+            if self._stopped:
+                break
             yield AudioChunk(self._samples[start:start + 1600], start / 16000)
             await asyncio.sleep(0)
         yield SourceEvent(SourceState.ENDED)
 
     def stop(self) -> None:
-        pass
+        self._stopped = True
 
 
 @dataclass
@@ -148,3 +151,14 @@ async def test_track_captions_are_published_right_after_the_final_that_decides_t
     assert ids
     expected = [f"{k}:{i}" if k != "final" else f"final:{i}" for i in ids for k in ("final", "original", "en", "fr", "es")]
     assert order == expected  # no booth: every language at once, in floor order
+
+
+async def test_a_booth_longer_than_the_floor_is_captioned_to_its_end():
+    recorder = Recorder()
+    booth_audio = audio("booth-en")
+    booths = [BoothInput("en", settings("booth-en", ("en",)), FileInput(booth_audio))]
+    event = Event(recorder, ("en", "fr", "es"), booths, paced=False)
+    floor = event.floor_pipeline(settings("floor", ("en", "fr", "es")), channel_input=FileInput(audio("floor")[:16000]))
+    await asyncio.wait_for(event.run_floor(ScriptedEngine(), FakeTranslator(), floor), 60)
+    booth = recorder.finals("booth-en")
+    assert booth and max(c.end for c in booth) > 5.0  # the booth went on after the floor's end (1 s)
