@@ -76,18 +76,22 @@ class ChannelWatch:
         events: list[TrackEvent] = []
         for utt in utterances:
             if utt.id not in self._open:
+                events += self._close_open()  # one utterance at a time: a new one ends any other
                 events.append(Speech(self.name, utt.speech_start_s, True))
             self._open[utt.id] = utt.speech_end_s
             if utt.final:
                 del self._open[utt.id]
                 events.append(Speech(self.name, utt.speech_end_s, False))
                 self._waiting[utt.id] = (utt.speech_start_s, round(utt.speech_end_s, 3))
-        if open_speech_s is None:  # a run too short to become an utterance: it stopped
-            for uid, end in list(self._open.items()):
-                del self._open[uid]
-                events.append(Speech(self.name, end, False))
+        if open_speech_s is None:  # e.g. a run too short to become an utterance: it stopped
+            events += self._close_open()
         self._cut_through, self._open_speech_s = through_s, open_speech_s
         return events + self._progress()
+
+    def _close_open(self) -> list[TrackEvent]:
+        events: list[TrackEvent] = [Speech(self.name, end, False) for end in self._open.values()]
+        self._open.clear()
+        return events
 
     def published(self, caption: Caption) -> list[TrackEvent]:
         """A caption left the channel's caption stage."""

@@ -162,3 +162,29 @@ async def test_a_booth_longer_than_the_floor_is_captioned_to_its_end():
     await asyncio.wait_for(event.run_floor(ScriptedEngine(), FakeTranslator(), floor), 60)
     booth = recorder.finals("booth-en")
     assert booth and max(c.end for c in booth) > 5.0  # the booth went on after the floor's end (1 s)
+
+
+def _utt(uid: str, start: float, end: float, final: bool = False):
+    from relay.messages import Utterance
+
+    return Utterance(uid, np.zeros(int((end - start) * 16000), dtype=np.float32), start, start, end, final)
+
+
+def test_channel_watch_speech_runs_and_progress_follow_the_contract():
+    from relay.event import ChannelWatch
+    from relay.tracks import Progress, Speech
+
+    watch = ChannelWatch("booth-en")
+    assert watch.cut([], 1.0, None) == [Progress("booth-en", 1.0)]
+    # speech opens at 1.2 (no snapshot yet): progress must not pass it
+    assert watch.cut([], 1.6, 1.2) == [Progress("booth-en", 1.2)]
+    assert watch.cut([_utt("b1", 1.2, 1.5)], 2.0, 1.2) == [Speech("booth-en", 1.2, True)]
+    # b1 was too short and dropped; b2 opens: b1's run ends before b2's starts
+    assert watch.cut([_utt("b2", 2.5, 2.9)], 3.0, 2.5) == [
+        Speech("booth-en", 1.5, False), Speech("booth-en", 2.5, True), Progress("booth-en", 2.5)]
+    # b2 is final: its speech stopped, but progress waits for its caption
+    assert watch.cut([_utt("b2", 2.5, 3.4, final=True)], 4.0, None) == [Speech("booth-en", 3.4, False)]
+    piece = Caption("final", "b2", "en", "Hello.", 2.5, 3.0, 5.0, channel="booth-en")
+    assert watch.published(piece) == []  # the first piece of a split final: not yet all out
+    last = Caption("final", "b2.2", "en", "World.", 3.0, 3.4, 5.0, channel="booth-en")
+    assert watch.published(last) == [Progress("booth-en", 4.0)]
