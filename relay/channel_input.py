@@ -30,7 +30,7 @@ class ChannelSourceError(SourceError):
 
 
 class ChannelInput(ABC):
-    """One channel's audio: stream() yields what Pipeline._feed consumes; stop() ends it gracefully."""
+    """One channel's audio: stream() yields what Pipeline._feed consumes; stop() ends it at once."""
 
     def __init__(self, spec: ChannelSpec, epoch: StreamEpoch) -> None:
         self.spec = spec
@@ -83,7 +83,7 @@ class SourceChannel(ChannelInput):
     async def stream(self) -> AsyncIterator[SourceItem]:
         container, self._container = self._container, None
         if container is None:
-            raise RuntimeError(f"channel {self.name} streamed twice")
+            raise RuntimeError(f"channel {self.name} already streamed or closed")
         self.epoch.mark()
         async for item in self._source.stream(container):
             yield item
@@ -105,8 +105,12 @@ class TrackChannel(ChannelInput):
         super().__init__(spec, epoch)
         self._queue = queue
         self._reader = reader
+        self._streamed = False
 
     async def stream(self) -> AsyncIterator[SourceItem]:
+        if self._streamed:
+            raise RuntimeError(f"channel {self.name} already streamed or closed")
+        self._streamed = True
         self.epoch.mark()
         self._reader.start()
         try:

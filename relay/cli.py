@@ -1,4 +1,5 @@
-"""Command line: `relay transcribe`, `serve`, `start`/`status`/`stop`/`restart`/`export`, `watch`, `translate`, `models`, `probe`."""
+"""Command line: `relay transcribe`, `serve`, `start`/`status`/`stop`/`restart`/`export`, `watch`, `translate`,
+`models`, `probe`."""
 
 from __future__ import annotations
 
@@ -98,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     install_mt.add_argument("package", nargs="+", metavar="FILE | SRC TGT")
 
-    probe = commands.add_parser("probe", help="list a source's audio tracks and the channels --booths auto makes of them")
+    probe = commands.add_parser("probe", help="a source's audio tracks and the channels --booths auto makes of them")
     probe.add_argument("source", help="URL or path FFmpeg can open (HLS master playlist, MPEG-TS, Matroska...)")
     probe.add_argument("--json", action="store_true", help="machine-readable")
     probe.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the source")
@@ -222,13 +223,16 @@ def _raw_args_after(command: str, args: argparse.Namespace) -> list[str]:
         if word.startswith(("--ready-timeout=", "--log-file=")):
             continue
         out.append(word)
-    return [_absolute_booth(w) if "=" in w else str(Path(w).resolve()) if _is_local_path(w) else w for w in out]
+    after = [""] + out[:-1]
+    return [_absolute_booth(w) if a == "--booth" or w.startswith("--booth=") else
+            str(Path(w).resolve()) if _is_local_path(w) else w for a, w in zip(after, out)]
 
 
 def _absolute_booth(word: str) -> str:
-    """LANG=relative/path of a --booth, made absolute so a restart from elsewhere finds it."""
-    lang, _, target = word.partition("=")
-    return f"{lang}={Path(target).resolve()}" if _is_local_path(target) else word
+    """[--booth=]LANG=relative/path, made absolute so a restart from elsewhere finds it."""
+    prefix = "--booth=" if word.startswith("--booth=") else ""
+    lang, _, target = word[len(prefix):].partition("=")
+    return f"{prefix}{lang}={Path(target).resolve()}" if _is_local_path(target) else word
 
 
 def _is_local_path(word: str) -> bool:

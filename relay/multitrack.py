@@ -193,6 +193,9 @@ class MultiTrackReader:
 
     def _pump(self, container: av.container.InputContainer, clocks: dict[int, StreamClock]) -> bool:
         """Hand over what the container yields; True if it reached its end (not dropped or stopped)."""
+        for stream in container.streams:
+            if stream.index not in self._queues:  # unread: an HLS demuxer then fetches none of its segments
+                stream.discard = av.stream.Discard.all
         streams = [s for s in container.streams.audio if s.index in self._queues]
         if len(streams) < len(self._queues):
             _LOGGER.warning("Source %s lacks audio tracks: has %s, wants %s", redact_url(self.settings.url),

@@ -32,7 +32,8 @@ def test_unreachable_booth_is_one_line_naming_it(command, tmp_path, unused_tcp_p
     proc = relay(command, FLOOR, "--booth", f"en={booth}", "--model", str(tmp_path / "no-model"), *extra)
     assert proc.returncode == 1
     line = only_error_line(proc)
-    assert line == f"relay: cannot read booth-en source 'http://127.0.0.1:{unused_tcp_port}/en.m3u8?***': Connection refused"
+    shown = f"http://127.0.0.1:{unused_tcp_port}/en.m3u8?***"
+    assert line == f"relay: cannot read booth-en source '{shown}': Connection refused"
     assert "SECRET" not in proc.stdout + proc.stderr
 
 
@@ -40,7 +41,8 @@ def test_missing_booth_file_is_named_among_good_booths(tmp_path):
     proc = relay("transcribe", FLOOR, "--booth", f"en={SPEECH_DIR / 'interpretation' / 'booth-en.flac'}",
                  "--booth", f"fr={tmp_path / 'fr.flac'}", "--model", str(tmp_path / "no-model"))
     assert proc.returncode == 1
-    assert only_error_line(proc) == f"relay: cannot read booth-fr source '{tmp_path / 'fr.flac'}': No such file or directory"
+    missing = tmp_path / "fr.flac"
+    assert only_error_line(proc) == f"relay: cannot read booth-fr source '{missing}': No such file or directory"
 
 
 def test_good_booths_go_on_to_the_model(tmp_path):

@@ -147,7 +147,10 @@ def test_start_replays_booth_paths_as_absolute_paths(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("floor.flac").touch()
     Path("en.flac").touch()
-    raw = ["start", "floor.flac", "--booth", "en=en.flac", "--booth", "fr=srt://h:9001?mode=caller"]
+    Path("8080").touch()  # a file named like an option's value is left alone
+    raw = ["start", "floor.flac", "--booth", "en=en.flac", "--booth", "fr=srt://h:9001?mode=caller",
+           "--booth=es=en.flac", "--port=8080"]
     args = argparse.Namespace(raw_argv=raw)
     assert cli._raw_args_after("start", args) == [
-        str(tmp_path / "floor.flac"), "--booth", f"en={tmp_path / 'en.flac'}", "--booth", "fr=srt://h:9001?mode=caller"]
+        str(tmp_path / "floor.flac"), "--booth", f"en={tmp_path / 'en.flac'}", "--booth", "fr=srt://h:9001?mode=caller",
+        f"--booth=es={tmp_path / 'en.flac'}", "--port=8080"]

@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 from faster_whisper.audio import decode_audio
 
-from relay.channel_input import ChannelInput, ChannelSourceError, SourceChannel, TrackChannel, open_channels, open_event_channels
+from relay.channel_input import (
+    ChannelInput,
+    ChannelSourceError,
+    SourceChannel,
+    TrackChannel,
+    open_channels,
+    open_event_channels,
+)
 from relay.channels import BoothOption, ChannelSpec
 from relay.messages import AudioChunk, SourceState
 from relay.source import SourceSettings
@@ -159,6 +166,10 @@ async def test_live_hls_master_channels_carry_their_renditions(live_hls_master):
     for name in CHANNELS:
         assert received[name].states == [SourceState.CONNECTED]
         assert_contiguous(received[name].chunks)
+    # Each rendition is fetched once: FFmpeg also lists the variant stream (the floor's playlist
+    # again), whose segments are not fetched once discarded (a probe may read its first one).
+    requests = server.rendition_segment_requests
+    assert requests["en"] >= 5 and requests["floor"] <= requests["en"] + 2, requests
 
 
 async def test_separate_sources_are_paced_on_one_clock():

@@ -90,6 +90,16 @@ def test_probe_finds_the_floor_rendition_without_a_language(live_hls_master):  #
     assert sorted(c["lang"] for c in report["channels"][1:]) == ["en", "es", "fr"]
 
 
+def test_probe_finds_the_floor_in_the_variant_stream(live_hls_master):  # noqa: F811
+    # The floor rendition has no URI: FFmpeg gives its LANGUAGE and NAME to the variant's stream.
+    server = live_hls_master(seconds=8.0, floor_in_variant=True)
+    report = json.loads(relay("probe", server.url, "--json").stdout)
+    floor = next(t for t in report["tracks"] if t["language"] == "mul")
+    assert floor["title"] == "Floor" and floor["default"]
+    assert [c["name"] for c in report["channels"]] == ["floor", "booth-en", "booth-fr", "booth-es"]
+    assert report["channels"][0]["stream_index"] == floor["index"] and report["ignored"] == []
+
+
 def test_probe_reports_a_source_without_a_floor(tmp_path):
     source = write_tagged_ts(tmp_path / "booths.ts", ["eng", "fra"])
     proc = relay("probe", str(source))

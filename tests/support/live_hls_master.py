@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,15 +48,19 @@ def interpretation_renditions(floor_language: str | None = "mul") -> tuple[Rendi
     )
 
 
-def render_master(renditions: tuple[Rendition, ...]) -> str:
-    """The master playlist: one audio group, the first rendition the default and the variant."""
+def render_master(renditions: tuple[Rendition, ...], floor_in_variant: bool = False) -> str:
+    """The master playlist: one audio group, the first rendition the default and the variant.
+
+    `floor_in_variant`: the first rendition has no URI of its own (its audio is the variant's).
+    """
     lines = ["#EXTM3U", "#EXT-X-VERSION:3"]
     for index, rendition in enumerate(renditions):
         attributes = ["TYPE=AUDIO", 'GROUP-ID="aud"', f'NAME="{rendition.title}"']
         if rendition.language is not None:
             attributes.append(f'LANGUAGE="{rendition.language}"')
-        attributes += [f"DEFAULT={'YES' if index == 0 else 'NO'}", "AUTOSELECT=YES",
-                       f'URI="{rendition.name}/live.m3u8"']
+        attributes += [f"DEFAULT={'YES' if index == 0 else 'NO'}", "AUTOSELECT=YES"]
+        if index > 0 or not floor_in_variant:
+            attributes.append(f'URI="{rendition.name}/live.m3u8"')
         lines.append("#EXT-X-MEDIA:" + ",".join(attributes))
     lines += ['#EXT-X-STREAM-INF:BANDWIDTH=96000,CODECS="mp4a.40.2",AUDIO="aud"',
               f"{renditions[0].name}/live.m3u8"]
@@ -86,12 +91,14 @@ class LiveHlsMasterServer(LiveHlsServer):
     """Serves the master playlist and every rendition's live playlist and segments."""
 
     def __init__(self, renditions: tuple[Rendition, ...] | None = None, seconds: float | None = 40.0,
-                 **options) -> None:
+                 floor_in_variant: bool = False, **options) -> None:
         """Configure only: renditions (default: the interpreted event), first `seconds` of each."""
         self.renditions = renditions or interpretation_renditions()
+        self.floor_in_variant = floor_in_variant
         super().__init__(self.renditions[0].audio_path, **options)
         self.seconds = seconds
         self._timelines: dict[str, Timeline] = {}
+        self.rendition_segment_requests: Counter[str] = Counter()
         self._workdir = tempfile.TemporaryDirectory(prefix="live-hls-master-")
 
     @property
@@ -146,7 +153,8 @@ class LiveHlsMasterServer(LiveHlsServer):
 
     async def _handle_master(self, request: web.Request) -> web.Response:
         self.playlist_requests += 1
-        return web.Response(text=render_master(self.renditions), content_type="application/vnd.apple.mpegurl")
+        text = render_master(self.renditions, self.floor_in_variant)
+        return web.Response(text=text, content_type="application/vnd.apple.mpegurl")
 
     async def _handle_media_playlist(self, request: web.Request) -> web.Response:
         """A rendition's sliding window; before the first segment airs, wait for it."""
@@ -161,6 +169,7 @@ class LiveHlsMasterServer(LiveHlsServer):
     async def _handle_rendition_segment(self, request: web.Request) -> web.Response:
         self.segment_requests += 1
         timeline = self._rendition_timeline(request)
+        self.rendition_segment_requests[request.match_info["name"]] += 1
         n = int(request.match_info["n"])
         if n >= timeline.aired_count(self.stream_time_at()):
             raise web.HTTPNotFound()
