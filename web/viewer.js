@@ -182,10 +182,10 @@ function applyDelay() {
 function applyLang() {
   $("lang").value = prefs.lang;
   live.setLang(prefs.lang);
-  transcript.setLang(prefs.lang);
+  transcript.setLang(prefs.lang); // (setLang before reset: a floor final is shown in the new language)
   if (tracks.enabled) {
-    const follows = tracks.follows(prefs.lang);
-    const shown = follows ? tracks.shown(trackName(prefs.lang)) : floorFinals;
+    // Each language is its own track: show what it holds so far.
+    const shown = tracks.follows(prefs.lang) ? tracks.shown(trackName(prefs.lang)) : floorFinals;
     live.reset(shown);
     transcript.reset(shown);
   }

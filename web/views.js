@@ -162,27 +162,35 @@ export class TranscriptView {
     li.replaceChildren(time, " ", body);
   }
 
-  add(c) {
-    const follow = this.atEnd();
+  // The list items of caption `c`: a note first when captions were missed before it.
+  items(c) {
+    const made = [];
     if (c.gap) {
       const note = document.createElement("li");
       note.className = "gap";
       note.textContent = "… some captions were missed here …";
-      this.list.append(note);
+      made.push(note);
     }
     const li = document.createElement("li");
     li.dataset.seq = String(c.seq);
     this.captions.set(li, c);
     this.render(li);
-    this.list.append(li);
+    made.push(li);
+    return made;
+  }
+
+  add(c) {
+    const follow = this.atEnd();
+    this.list.append(...this.items(c));
     if (follow) this.scrollToEnd();
     else this.jump.hidden = false;
   }
 
-  // Show these finals only (another track), from the start.
+  // Show these finals only (another track), from the start: built off-screen, in one go.
   reset(finals) {
-    this.list.replaceChildren();
-    for (const c of finals) this.add(c);
+    const fragment = document.createDocumentFragment();
+    for (const c of finals) fragment.append(...this.items(c));
+    this.list.replaceChildren(fragment);
     this.scrollToEnd();
   }
 
