@@ -19,7 +19,7 @@ from relay.control import add_control_routes
 from relay.event import BoothInput, Event
 from relay.logfile import log_to_file, settings_from_args
 from relay.modelstore import ModelError, resolve_model
-from relay.pipeline import PipelineSettings
+from relay.pipeline import ChannelInput, PipelineSettings
 from relay.rundir import RunDirectory
 from relay.server import SLOTS_KEY, ServerSettings, create_app, serve
 from relay.service import RelayService, track_languages
@@ -54,7 +54,9 @@ def has_booths(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "booth", None)) or getattr(args, "booths", None) == AUTO
 
 
-async def open_booths(args: argparse.Namespace, floor: PipelineSettings) -> tuple[object | None, list[BoothInput]]:
+async def open_booths(
+    args: argparse.Namespace, floor: PipelineSettings
+) -> tuple[ChannelInput | None, list[BoothInput]]:
     """Open the floor and booth channels (raises ChannelSourceError); the floor's input and the booths."""
     if not has_booths(args):
         return None, []

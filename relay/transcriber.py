@@ -91,14 +91,14 @@ class DecodeScheduler:
                     lane.latest = None
                     self.partials_dropped += 1
                     lane.check_drained()
-            lane = min(with_finals, key=lambda l: (not l.is_floor, l.finals[0][0]))
+            lane = min(with_finals, key=lambda ln: (not ln.is_floor, ln.finals[0][0]))
             return lane, lane.pop_final()
-        with_partials = [lane for lane in self._lanes if lane.latest is not None]
-        if not with_partials:
+        partials = [(lane, lane.latest) for lane in self._lanes if lane.latest is not None]
+        if not partials:
             return None
-        lane = min(with_partials, key=lambda l: (not l.is_floor, l.latest[0]))  # type: ignore[index]
-        latest, lane.latest = lane.latest, None
-        return lane, latest[1]  # type: ignore[index]
+        lane, (_, latest) = min(partials, key=lambda job: (not job[0].is_floor, job[1][0]))
+        lane.latest = None
+        return lane, latest
 
 
 class Transcriber:
