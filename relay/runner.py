@@ -70,8 +70,6 @@ async def open_booths(
     return inputs[FLOOR], booths
 
 
-
-
 def server_settings(args: argparse.Namespace) -> ServerSettings:
     """Viewer limits and framing policy from `serve`/`start` options."""
     return ServerSettings(
