@@ -118,6 +118,8 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-translate", action="store_true", help="captions in the spoken language only")
     parser.add_argument("--booth", action="append", type=parse_booth, default=[], metavar="LANG=SOURCE",
                         help="an interpreter booth channel in its own source, e.g. fr=srt://host:9001 (repeatable)")
+    parser.add_argument("--languages", default=None, metavar="L1,L2|any",
+                        help="languages the floor may be detected as (default: the caption languages en,fr,es; any: all)")
     parser.add_argument("--booths", choices=[AUTO], default=None,
                         help="auto: booth channels from the source's audio tracks, by language tag (see relay probe)")
 

@@ -17,6 +17,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from relay.messages import Caption, SourceState
+
 DELAY_BUCKETS_S = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 DECODE_BUCKETS_S = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0)
 TRANSLATE_BUCKETS_S = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
@@ -64,6 +66,22 @@ class Metrics:
         )
         self._read_counters = _CountersReadAtScrape()
         self.registry.register(self._read_counters)
+        # Per channel of the event (floor, booth-en...): label `channel`.
+        self.channel_delay = Histogram(
+            "relay_channel_caption_delay_seconds", "Final caption published after the speaker stopped, per channel.",
+            ["channel"], buckets=DELAY_BUCKETS_S, registry=self.registry,
+        )  # fmt: skip
+        self.channel_speech = Counter(
+            "relay_channel_speech_seconds", "Seconds of speech captioned (finals' spans), per channel.",
+            ["channel"], registry=self.registry,
+        )  # fmt: skip
+        self.channel_finals = Counter(
+            "relay_channel_finals", "Final captions published, per channel.", ["channel"], registry=self.registry
+        )
+        self.channel_up = Gauge(
+            "relay_channel_source_up", "1 while the channel's source delivers, else 0.", ["channel"],
+            registry=self.registry,
+        )  # fmt: skip
 
     def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
         """Register a value read at scrape time (viewers, lag...)."""
@@ -76,3 +94,28 @@ class Metrics:
     def render(self) -> str:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry).decode()
+
+
+class ChannelMetrics:
+    """One channel's share of the metrics, and what `status` reports of it."""
+
+    def __init__(self, metrics: Metrics, channel: str) -> None:
+        self._delay = metrics.channel_delay.labels(channel=channel)
+        self._speech = metrics.channel_speech.labels(channel=channel)
+        self._finals = metrics.channel_finals.labels(channel=channel)
+        self._up = metrics.channel_up.labels(channel=channel)
+        self.last_delay_s: float | None = None
+        self.speech_s = 0.0
+        self.finals = 0
+
+    def final(self, caption: Caption, delay_s: float) -> None:
+        """A final with text was published."""
+        self.last_delay_s = round(delay_s, 2)
+        self.speech_s += max(0.0, caption.end - caption.start)
+        self.finals += 1
+        self._delay.observe(delay_s)
+        self._speech.inc(max(0.0, caption.end - caption.start))
+        self._finals.inc()
+
+    def state(self, state: SourceState) -> None:
+        self._up.set(1.0 if state is SourceState.CONNECTED else 0.0)

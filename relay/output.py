@@ -6,6 +6,7 @@ import json
 from typing import Any, TextIO
 
 from relay.messages import Caption
+from relay.tracks import TrackCaption
 
 
 def caption_record(caption: Caption) -> dict[str, Any]:
@@ -18,6 +19,7 @@ def caption_record(caption: Caption) -> dict[str, Any]:
         "start": caption.start,
         "end": caption.end,
         "wall": caption.wall,
+        "channel": caption.channel,
     }
     if caption.translations:
         record["translations"] = dict(caption.translations)
@@ -27,14 +29,42 @@ def caption_record(caption: Caption) -> dict[str, Any]:
     return record
 
 
+def track_record(track: TrackCaption) -> dict[str, Any]:
+    """A track caption as a `{"type": "track"}` JSONL line."""
+    record: dict[str, Any] = {
+        "type": "track",
+        "lang": track.lang,
+        "id": track.id,
+        "source": track.source,
+        "channel": track.channel,
+        "text": track.text,
+        "start": track.start,
+        "end": track.end,
+        "covers": list(track.covers),
+        "floor_lang": track.floor_lang,
+    }
+    if track.mt_engine:
+        record["mt_engine"] = track.mt_engine
+    return record
+
+
 class JsonlWriter:
-    """One JSON object per line, flushed as emitted."""
+    """One JSON object per line, flushed as emitted: channel captions and track captions."""
 
     def __init__(self, out: TextIO) -> None:
         self._out = out
 
     async def __call__(self, caption: Caption) -> None:
-        self._out.write(json.dumps(caption_record(caption), ensure_ascii=False) + "\n")
+        self._write(caption_record(caption))
+
+    async def caption(self, caption: Caption) -> None:
+        self._write(caption_record(caption))
+
+    async def track(self, track: TrackCaption) -> None:
+        self._write(track_record(track))
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self._out.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._out.flush()
 
 
@@ -46,13 +76,20 @@ class TextWriter:
         self._interactive = interactive
         self._partial_shown = False
 
+    async def caption(self, caption: Caption) -> None:
+        await self(caption)
+
+    async def track(self, track: TrackCaption) -> None:
+        """Tracks are for viewers and --jsonl; the live text shows what each channel says."""
+
     async def __call__(self, caption: Caption) -> None:
-        line = f"[{_clock(caption.start)} {caption.lang}] {caption.text}"
+        where = "" if caption.channel == "floor" else f"{caption.channel} "
+        line = f"[{_clock(caption.start)} {where}{caption.lang}] {caption.text}"
         if caption.is_final:
             if caption.text or self._partial_shown:
                 self._write(line if caption.text else "", end="\n" if caption.text else "")
             self._partial_shown = False
-        elif self._interactive:
+        elif self._interactive and caption.channel == "floor":
             self._write(f"\x1b[2m{line}\x1b[0m", end="")
             self._partial_shown = True
 

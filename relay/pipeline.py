@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from relay.caption_stage import CaptionStage
 from relay.messages import AudioChunk, SourceEvent, SourceState, Utterance
 from relay.segmenter import Segmenter, SegmenterSettings
-from relay.source import AudioSource, SourceSettings, open_container
-from relay.transcriber import MAX_PENDING_FINALS, CaptionSink, PipelineObserver, Transcriber
+from relay.source import AudioSource, SourceItem, SourceSettings, open_container
+from relay.transcriber import MAX_PENDING_FINALS, CaptionSink, DecodeScheduler, PipelineObserver, Transcriber
 from relay.translation import CaptionTranslator
 from relay.vad import StreamingVad
 from relay.whisper_engine import WhisperEngine
@@ -35,6 +36,26 @@ class PipelineSettings:
     source: SourceSettings
     segmenter: SegmenterSettings = field(default_factory=SegmenterSettings)
     channel: str = "floor"
+    languages: tuple[str, ...] | None = None  # decode only in these (one: a booth's); None: any
+
+
+class ChannelInput(Protocol):
+    """A channel's audio opened elsewhere (e.g. one track of a multi-track source)."""
+
+    @property
+    def opened_at(self) -> float: ...
+
+    def stream(self) -> AsyncIterator[SourceItem]: ...
+
+    def stop(self) -> None: ...
+
+
+class CutWatcher(Protocol):
+    """Told what the segmenter cut and how far the channel got, for the track composer."""
+
+    def cut(self, utterances: list[Utterance], through_s: float, open_speech_s: float | None) -> None: ...
+
+    def empty(self, utterance: Utterance) -> None: ...
 
 
 async def _ignore_source_event(event: SourceEvent) -> None:
@@ -63,6 +84,11 @@ class SpeechCutter:
         """Commit what is being said, e.g. at the end of the stream or when it drops."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._segmenter.flush)
+
+    @property
+    def open_speech_s(self) -> float | None:
+        """Where the utterance being spoken began (read between cuts)."""
+        return self._segmenter.open_speech_s
 
     @property
     def next_number(self) -> int:
@@ -104,11 +130,18 @@ class Pipeline:
         on_source_event: SourceListener = _ignore_source_event,
         continuation: Continuation | None = None,
         observer: PipelineObserver | None = None,
+        *,
+        channel_input: ChannelInput | None = None,
+        scheduler: DecodeScheduler | None = None,
+        watcher: CutWatcher | None = None,
     ) -> None:
         self.settings = settings
         self._sink = sink
         self._on_source_event = on_source_event
         self._source = AudioSource(settings.source)
+        self._input = channel_input  # None: the pipeline reads settings.source itself
+        self.scheduler = scheduler  # None: a model worker of its own (set before run())
+        self._watcher = watcher
         self._container = None
         self._ended: SourceEvent | None = None  # the source's end, reported after the last caption
         self.continuation = continuation or Continuation(id_prefix=_id_prefix(settings.channel))
@@ -119,7 +152,7 @@ class Pipeline:
     @property
     def source_opened_at(self) -> float:
         """time.monotonic() when the current connection started delivering."""
-        return self._source.opened_at
+        return self._input.opened_at if self._input is not None else self._source.opened_at
 
     def _since_opened(self) -> float:
         return time.monotonic() - self._source.opened_at
@@ -130,21 +163,30 @@ class Pipeline:
 
     async def open(self) -> None:
         """Open the source now, so a bad URL fails before anything else starts."""
+        if self._input is not None:
+            return
         loop = asyncio.get_running_loop()
         self._container = await loop.run_in_executor(None, open_container, self.settings.source)
 
     def stop(self) -> None:
         """Stop reading; what was said so far is still committed and published."""
+        if self._input is not None:
+            self._input.stop()
         self._source.stop()
 
     async def run(self, engine: WhisperEngine, translator: CaptionTranslator | None = None) -> None:
         """Transcribe (and interpret) until the source ends; every stage stops if one fails."""
-        if self._container is None:
+        if self._container is None and self._input is None:
             await self.open()
         stage = CaptionStage(translator, self._sink, self._since_opened, self._observer)
         paced = self.settings.source.is_network or self.settings.source.realtime
         pending = MAX_PENDING_FINALS if paced else _UNPACED_PENDING_FINALS
-        transcriber = Transcriber(engine, stage.offer, self._since_opened, self._observer, pending)
+        transcriber = Transcriber(
+            engine, stage.offer, self._since_opened, self._observer, pending,
+            scheduler=self.scheduler, channel=self.settings.channel,
+            languages=self.settings.languages,
+            on_empty=self._watcher.empty if self._watcher is not None else None,
+        )
         start = self.continuation
         cutter = SpeechCutter(self.settings.segmenter, start.id_prefix, start.start_s, start.first_number)
         self._ended = None
@@ -166,26 +208,34 @@ class Pipeline:
         finally:
             stage.close()
 
+    def _items(self) -> AsyncIterator[SourceItem]:
+        return self._input.stream() if self._input is not None else self._source.stream(self._container)
+
     async def _feed(self, cutter: SpeechCutter, transcriber: Transcriber) -> None:
         try:
-            async for item in self._source.stream(self._container):
+            async for item in self._items():
                 if isinstance(item, AudioChunk):
                     item = AudioChunk(item.samples, item.start_s + self.continuation.start_s)
-                    self.stream_s = item.end_s
-                    for utterance in await cutter.cut(item):
-                        await transcriber.offer(utterance)
+                    await self._offer(await cutter.cut(item), cutter, transcriber, item.end_s)
                     continue
                 if item.state is SourceState.ENDED:
                     self._ended = item
                     continue
                 if item.state is SourceState.RECONNECTING:
-                    for utterance in await cutter.flush():
-                        await transcriber.offer(utterance)
+                    await self._offer(await cutter.flush(), cutter, transcriber, self.stream_s)
                 await self._on_source_event(item)
-            for utterance in await cutter.flush():
-                await transcriber.offer(utterance)
+            await self._offer(await cutter.flush(), cutter, transcriber, self.stream_s)
         finally:
             transcriber.close()
+
+    async def _offer(
+        self, utterances: list[Utterance], cutter: SpeechCutter, transcriber: Transcriber, through_s: float
+    ) -> None:
+        self.stream_s = through_s
+        if self._watcher is not None:  # told before the transcriber can publish any of them
+            self._watcher.cut(utterances, through_s, cutter.open_speech_s)
+        for utterance in utterances:
+            await transcriber.offer(utterance)
 
 
 def _id_prefix(channel: str) -> str:

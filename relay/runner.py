@@ -13,17 +13,20 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from relay.channel_input import open_event_channels
+from relay.channels import AUTO, FLOOR
 from relay.control import add_control_routes
+from relay.event import BoothInput, Event
 from relay.logfile import log_to_file, settings_from_args
 from relay.modelstore import ModelError, resolve_model
-from relay.pipeline import Pipeline, PipelineSettings
+from relay.pipeline import ChannelInput, PipelineSettings
 from relay.rundir import RunDirectory
 from relay.server import SLOTS_KEY, ServerSettings, create_app, serve
-from relay.service import RelayService
+from relay.service import RelayService, track_languages
 from relay.source import SourceSettings
 from relay.store import transcript_path
 from relay.transcript_routes import add_transcript_routes
-from relay.translation import CaptionTranslator
+from relay.translation import CAPTION_LANGUAGES, CaptionTranslator
 from relay.translation.commands import installed_directions
 from relay.whisper_engine import DecodeSettings, WhisperEngine
 
@@ -32,8 +35,39 @@ _LOGGER = logging.getLogger(__name__)
 
 def pipeline_settings(args: argparse.Namespace) -> PipelineSettings:
     return PipelineSettings(
-        source=SourceSettings(url=args.source, realtime=args.realtime, stall_timeout_s=args.stall_timeout)
+        source=SourceSettings(url=args.source, realtime=args.realtime, stall_timeout_s=args.stall_timeout),
+        languages=floor_languages(args),
     )
+
+
+def floor_languages(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """`--languages`: what the floor may be detected as (None: any language)."""
+    text = getattr(args, "languages", None)
+    if text is None:
+        return CAPTION_LANGUAGES
+    if text.strip().lower() == "any":
+        return None
+    return tuple(dict.fromkeys(lang.strip().lower() for lang in text.split(",") if lang.strip()))
+
+
+def has_booths(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "booth", None)) or getattr(args, "booths", None) == AUTO
+
+
+async def open_booths(
+    args: argparse.Namespace, floor: PipelineSettings
+) -> tuple[ChannelInput | None, list[BoothInput]]:
+    """Open the floor and booth channels (raises ChannelSourceError); the floor's input and the booths."""
+    if not has_booths(args):
+        return None, []
+    inputs = await asyncio.to_thread(
+        open_event_channels, floor.source, args.booth, auto=args.booths == AUTO
+    )
+    booths = [
+        BoothInput(ci.spec.lang, PipelineSettings(ci.spec.source, channel=name, languages=(ci.spec.lang,)), ci)
+        for name, ci in inputs.items() if name != FLOOR
+    ]
+    return inputs[FLOOR], booths
 
 
 def server_settings(args: argparse.Namespace) -> ServerSettings:
@@ -73,11 +107,16 @@ async def loaded_models(args: argparse.Namespace) -> AsyncIterator[tuple[Whisper
 
 
 async def transcribe(args: argparse.Namespace, sink) -> int:
-    pipeline = Pipeline(pipeline_settings(args), sink, _log_source_event)
+    """Caption the floor (and its booths) until the sources end; `sink` takes captions and tracks."""
+    settings = pipeline_settings(args)
+    floor_input, booths = await open_booths(args, settings)
+    paced = settings.source.is_network or settings.source.realtime
+    event = Event(sink, track_languages(booths, not args.no_translate), booths, paced=paced, on_source_event=_log_source_event)
+    pipeline = event.floor_pipeline(settings, channel_input=floor_input)
     await pipeline.open()  # a bad source fails before the models are loaded
     async with loaded_models(args) as (engine, translator):
-        install_stop_signals(pipeline.stop)
-        await pipeline.run(engine, translator)
+        install_stop_signals(event.stop)
+        await event.run_floor(engine, translator, pipeline)
     return 0
 
 
@@ -102,8 +141,10 @@ async def serve_relay(args: argparse.Namespace) -> int:
             archive_transcript(rundir.path)
         operator_token = rundir.operator_token(token_file=args.operator_token_file)
         viewer_token = args.viewer_token_file.read_text().strip() if args.viewer_token_file else ""
-        service = RelayService(pipeline_settings(args), data_dir=rundir.path)
-        await service.open()  # a bad source fails before the models are loaded
+        settings = pipeline_settings(args)
+        floor_input, booths = await open_booths(args, settings)  # bad sources fail before models load
+        service = RelayService(settings, rundir.path, booths, floor_input, translate=not args.no_translate)
+        await service.open()
         async with loaded_models(args) as (engine, translator):
             app = create_app(service.hub, settings=server_settings(args))
             add_control_routes(app, service, operator_token, viewer_token)
@@ -149,8 +190,8 @@ def load_translator(args: argparse.Namespace) -> CaptionTranslator | None:
     return translator
 
 
-async def _log_source_event(event) -> None:
-    _LOGGER.info("Source %s: %s", event.state.value, event.detail)
+async def _log_source_event(channel: str, event) -> None:
+    _LOGGER.info("Source of %s %s", channel, event.state.value)  # detail may quote the address
 
 
 def install_stop_signals(stop) -> None:

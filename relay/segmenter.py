@@ -80,6 +80,11 @@ class Segmenter:
         """Audio held in memory, for monitoring the bound."""
         return len(self._audio) / SAMPLE_RATE_HZ
 
+    @property
+    def open_speech_s(self) -> float | None:
+        """Stream time the utterance being spoken began (its speech_start_s), or None."""
+        return self._utt.onset / SAMPLE_RATE_HZ if self._utt is not None else None
+
     def push(self, samples: np.ndarray, probs: np.ndarray) -> list[Utterance]:
         """Append audio and the probabilities of the windows it completed; return snapshots."""
         self._audio = np.concatenate([self._audio, samples.astype(np.float32, copy=False)])

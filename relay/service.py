@@ -1,4 +1,4 @@
-"""A whole relay: pipeline(s) of one channel, the durable transcript, the hub and its state."""
+"""A whole relay: the event (floor, booths, tracks), the durable transcript, the hub and its state."""
 
 from __future__ import annotations
 
@@ -9,29 +9,42 @@ import time
 from pathlib import Path
 from typing import Any
 
+from relay.event import FLOOR, BoothInput, Event
 from relay.hub import CaptionHub
 from relay.messages import Caption, SourceEvent, SourceState
-from relay.metrics import Metrics
-from relay.pipeline import Continuation, Pipeline, PipelineSettings
+from relay.metrics import ChannelMetrics, Metrics
+from relay.pipeline import ChannelInput, Continuation, Pipeline, PipelineSettings
 from relay.redact import redact_url
 from relay.source import SourceError, open_container
 from relay.store import SqliteBacklog, TranscriptStore, transcript_path
-from relay.translation import CaptionTranslator
+from relay.tracks import ORIGINAL, TrackCaption
+from relay.translation import CAPTION_LANGUAGES, CaptionTranslator
 from relay.whisper_engine import Decoded, WhisperEngine
 
 _LOGGER = logging.getLogger(__name__)
 
 
+def track_languages(booths: list[BoothInput], translate: bool = True) -> tuple[str, ...]:
+    """The event's tracks besides `original`: the caption languages (if translating) and every booth's."""
+    return tuple(dict.fromkeys([*(CAPTION_LANGUAGES if translate else ()), *(b.lang for b in booths)]))
+
+
 class RelayService:
-    """Runs the channel's pipeline, switching sources on request, and answers for its state.
+    """Runs the event (the floor switching sources on request), and answers for its state.
 
     With a data directory every final is committed to SQLite before viewers get it, and a
     restarted relay carries on the same event: numbering (`seq`), session and the event clock
     continue, so viewers resume with `since`.
     """
 
-    def __init__(self, settings: PipelineSettings, data_dir: Path | None = None) -> None:
+    def __init__(
+        self, settings: PipelineSettings, data_dir: Path | None = None,
+        booths: list[BoothInput] | None = None, floor_input: ChannelInput | None = None,
+        translate: bool = True,
+    ) -> None:
         self.settings = settings
+        booths = booths or []
+        langs = track_languages(booths, translate)
         self.stopped = asyncio.Event()
         self.metrics = Metrics()
         self.started_at = time.time()
@@ -42,7 +55,8 @@ class RelayService:
             store=self._backlog,
             last_seq=self._backlog.last_seq if durable else 0,
             session=self._backlog.session if durable else None,
-            channel=settings.channel,
+            channels=[(FLOOR, None), *((b.settings.channel, b.lang) for b in booths)],
+            tracks=(*langs, ORIGINAL),
             label=settings.channel,  # what viewers see of the source: never its address
         )
         self.event_started_at = self._store.meta.started_at if self._store is not None else self.started_at
@@ -51,11 +65,20 @@ class RelayService:
             start_s=max(0.0, self.started_at - self.event_started_at) if resumed_at else 0.0,
             id_prefix=f"s{resumed_at}-u" if resumed_at else "u",
         )
+        paced = settings.source.is_network or settings.source.realtime
+        self.event = Event(self, langs, booths, paced=paced, on_source_event=self._on_source_event,
+                           observer=self, resume=self._continuation)
+        self._floor_input = floor_input
         self._pipeline: Pipeline | None = None
         self._next_source: tuple[str, Any] | None = None  # (url, opened container) to switch to
         self._wake = asyncio.Event()  # a new source or a stop, for run() waiting after an end
         self._stopping = False
         self._source = {"url": settings.source.url, "state": SourceState.CONNECTING.value, "since": time.time()}
+        self._sources = {FLOOR: self._source} | {
+            b.settings.channel: {"url": b.settings.source.url, "state": SourceState.CONNECTING.value, "since": time.time()}
+            for b in booths
+        }
+        self._channel_metrics = {name: ChannelMetrics(self.metrics, name) for name in self._sources}
         self._last_final: Caption | None = None
         self._last_delay_s: float | None = None
         self._register_gauges()
@@ -73,6 +96,11 @@ class RelayService:
         event clock and numbering.
         """
         assert self._pipeline is not None, "open() first"
+        await self.event.run(engine, translator, lambda: self._run_floor(engine, translator))
+
+    async def _run_floor(self, engine: WhisperEngine, translator: CaptionTranslator | None) -> None:
+        """The floor's pipelines, one per source, until a stop."""
+        assert self._pipeline is not None
         try:
             while True:
                 await self._pipeline.run(engine, translator)
@@ -118,8 +146,7 @@ class RelayService:
         self.stopped.set()
         self._wake.set()
         self._drop_next_source()
-        if self._pipeline is not None:
-            self._pipeline.stop()
+        self.event.stop()
 
     @property
     def stopping(self) -> bool:
@@ -156,7 +183,17 @@ class RelayService:
     def status(self) -> dict[str, Any]:
         """What `relay status` and /api/status report."""
         last = self._last_final
+        channels = {
+            name: {
+                "source": {**source, "url": redact_url(str(source["url"]))},
+                "caption_delay_s": self._channel_metrics[name].last_delay_s,
+                "speech_s": round(self._channel_metrics[name].speech_s, 1),
+                "finals": self._channel_metrics[name].finals,
+            }
+            for name, source in self._sources.items()
+        }
         return {
+            "channels": channels,
             "running": not self._stopping,
             "uptime_s": round(time.time() - self.started_at, 1),
             "event_started_at": self.event_started_at,
@@ -178,27 +215,38 @@ class RelayService:
         return {"durable": True, "ok": backlog.store_ok, "pending": backlog.store_pending, "error": backlog.store_error}
 
     def _new_pipeline(self, settings: PipelineSettings) -> Pipeline:
-        return Pipeline(settings, self._publish, self._on_source_event, self._continuation, self)
+        floor_input, self._floor_input = self._floor_input, None  # the first source only
+        return self.event.floor_pipeline(settings, self._continuation, floor_input)
 
-    async def _publish(self, caption: Caption) -> None:
+    async def caption(self, caption: Caption) -> None:
+        """A caption of any channel: to viewers (finals to the transcript first)."""
         self.hub.publish(caption)
         if caption.is_final and caption.text:
-            self._last_final = caption
-            self._last_delay_s = self._delay_of(caption)
-            self.metrics.captions_published.inc()
-            self.metrics.caption_delay.observe(self._last_delay_s)
+            delay = self._delay_of(caption)
+            self._channel_metrics[caption.channel].final(caption, delay)
+            if caption.channel == FLOOR:
+                self._last_final = caption
+                self._last_delay_s = delay
+                self.metrics.captions_published.inc()
+                self.metrics.caption_delay.observe(delay)
 
-    async def _on_source_event(self, event: SourceEvent) -> None:
+    async def track(self, track: TrackCaption) -> None:
+        """A caption of a language track: numbered and kept like a final."""
+        self.hub.publish_track(track)
+
+    async def _on_source_event(self, channel: str, event: SourceEvent) -> None:
         # event.detail is for the operator and may name the source: neither logged raw nor sent to viewers.
-        _LOGGER.info("Source %s: %s", event.state.value, redact_url(str(self._source["url"])))
+        source = self._sources[channel]
+        _LOGGER.info("Source of %s %s: %s", channel, event.state.value, redact_url(str(source["url"])))
         if event.state is SourceState.RECONNECTING:
             self.metrics.source_reconnects.inc()
-        self._source.update(state=event.state.value, since=time.time())
-        self.hub.source_state(event.state)
+        source.update(state=event.state.value, since=time.time())
+        self._channel_metrics[channel].state(event.state)
+        self.hub.source_state(event.state, channel)
 
     def _delay_of(self, caption: Caption) -> float:
         """Seconds from the end of the speech to the caption's publication, on this connection."""
-        pipeline = self._pipeline
+        pipeline = self.event.pipelines.get(caption.channel)
         if pipeline is None:
             return 0.0
         aired = caption.end - pipeline.continuation.start_s

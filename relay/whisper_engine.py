@@ -33,6 +33,7 @@ class Context:
 
     lang: str | None
     text: str = ""
+    only: tuple[str, ...] | None = None  # languages allowed (one: decode in it); None: any
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,7 @@ class WhisperEngine:
         model = self._model
         features = self._window(model.feature_extractor(samples))
         encoded = model.encode(features)
-        lang, lang_prob = self._language(encoded, context.lang if context else None)
+        lang, lang_prob = self._language(encoded, context)
         tokenizer = self._tokenizer(lang)
         prompt = self._prompt(tokenizer, context if context and context.lang == lang else None)
         duration_s = len(samples) / SAMPLE_RATE_HZ
@@ -138,14 +139,16 @@ class WhisperEngine:
         frames = min(int(wanted * frames_per_s), self._model.feature_extractor.nb_max_frames)
         return pad_or_trim(features, frames + frames % 2)
 
-    def _language(self, encoded, previous_lang: str | None) -> tuple[str, float]:
+    def _language(self, encoded, context: Context | None) -> tuple[str, float]:
+        only = context.only if context is not None else None
+        if only and len(only) == 1:  # a booth: its language is known, never detected
+            return only[0], 1.0
         if self.settings.language:
             return self.settings.language, 1.0
         if not self.multilingual:
             return "en", 1.0
         ranked = self._model.model.detect_language(encoded)[0]
-        probs = {token[2:-2]: prob for token, prob in ranked}
-        return choose_language(probs, previous_lang)
+        return choose_language(allowed_probs(ranked, only), context.lang if context else None)
 
     def _tokenizer(self, lang: str) -> Tokenizer:
         if lang not in self._tokenizers:
@@ -199,6 +202,16 @@ class WhisperEngine:
         if no_speech <= s.no_speech_threshold:
             return False
         return logprob < s.log_prob_threshold or _compression_ratio(text) > s.compression_ratio_threshold
+
+
+def allowed_probs(ranked: list[tuple[str, float]], only: tuple[str, ...] | None) -> dict[str, float]:
+    """Detection probabilities by language code, restricted to `only` (renormalised) if given."""
+    probs = {token[2:-2]: prob for token, prob in ranked}
+    if not only:
+        return probs
+    kept = {lang: probs.get(lang, 0.0) for lang in only}
+    total = sum(kept.values())
+    return {lang: p / total for lang, p in kept.items()} if total > 0 else {only[0]: 1.0}
 
 
 def _compression_ratio(text: str) -> float:

@@ -56,9 +56,12 @@ def test_stdin_is_transcribed_as_jsonl(clips):
     proc = relay("transcribe", "-", "--jsonl", stdin=(SPEECH_DIR / jfk["path"]).read_bytes())
     assert proc.returncode == 0, proc.stderr.decode()
     lines = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    captions = [c for c in lines if c["type"] != "track"]
     finals = [c for c in lines if c["type"] == "final"]
-    assert finals and all(set(c) >= {"id", "lang", "text", "start", "end", "wall"} for c in lines)
-    assert all(c["lang"] == "en" for c in finals)
+    assert finals and all(set(c) >= {"id", "lang", "text", "start", "end", "wall", "channel"} for c in captions)
+    assert all(c["lang"] == "en" and c["channel"] == "floor" for c in finals)
+    tracks = [c for c in lines if c["type"] == "track"]  # no booth: the floor and MT, one per final and language
+    assert sorted(t["lang"] for t in tracks) == sorted(["en", "fr", "es", "original"] * len(finals))
     assert wer([jfk["text"]], [" ".join(c["text"] for c in finals)]) <= 0.2
     starts = [c["start"] for c in finals]
     assert starts == sorted(starts) and all(c["start"] < c["end"] for c in finals)
@@ -77,6 +80,7 @@ def test_realtime_captions_never_precede_their_audio(clips):
     clip = next(c for c in clips if c["id"] == "es-ast-conf-kicked")
     proc = relay("transcribe", str(SPEECH_DIR / clip["path"]), "--realtime", "--jsonl")
     captions = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    captions = [c for c in captions if c["type"] != "track"]
     assert any(c["type"] == "partial" for c in captions)
     assert captions and all(c["wall"] >= c["end"] for c in captions)
 

