@@ -37,8 +37,8 @@ from websockets.frames import Frame as WsFrame
 from websockets.frames import Opcode
 from websockets.uri import parse_uri
 
-_SENT_KEY = b'"sent":'
-_FINAL_PREFIX = b'{"type":"final"'
+_SENT = re.compile(rb'"sent":([0-9.]+)')
+_NUMBERED_PREFIXES = (b'{"type":"final"', b'{"type":"track"')  # finals and track captions share `seq`
 _SEQ = re.compile(rb'"seq":(\d+)')
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux
 _CMSG_SPACE = socket.CMSG_SPACE(16)
@@ -141,11 +141,11 @@ class BenchViewer:
             if not self.first.done():
                 self.first.set_result(None)
             return
-        at = data.rfind(_SENT_KEY)  # captions end with "sent":<float>}; parsing all JSON would slow the clients
-        if at >= 0:
-            sent = float(data[at + len(_SENT_KEY) : -1])
+        match = _SENT.search(data)  # a regular expression: parsing all JSON would slow the clients
+        if match is not None:
+            sent = float(match.group(1))
             self.samples.append((sent, arrived - sent, now - sent))
-        if data.startswith(_FINAL_PREFIX) and (match := _SEQ.search(data)):
+        if data.startswith(_NUMBERED_PREFIXES) and (match := _SEQ.search(data)):
             seq = int(match.group(1))
             self.duplicates += seq in self.finals
             self.finals[seq] = (zlib.crc32(data), arrived)

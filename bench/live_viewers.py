@@ -57,7 +57,7 @@ def run_point(
         "viewers": viewers, "slow": slow, "slow_read_bps": slow_read_bps if slow else None, **run,
         "measuring_viewer": {
             "finals_as_in_transcript": {c["seq"]: c["text"] for c in captions if c["type"] == "final"}
-            == {f.seq: f.caption.text for f in stored},
+            == {f.seq: f.caption.text for f in stored if f.track is None},
             **score(events, spans, captions),
         },
     }
@@ -137,7 +137,7 @@ def _crowd_figures(
 def _last_final_per_utterance(events: list[Event], spans: dict, stored: list) -> dict[int, float]:
     """seq of the final that completes each utterance -> where that utterance's speech ends."""
     finals = [{"seq": f.seq, "start": f.caption.start, "end": f.caption.end, "text": f.caption.text}
-              for f in stored if f.caption.text]
+              for f in stored if f.caption.text and f.track is None]
     return {max(c["seq"] for c in got): spans[index][1] for index, got in assign_finals(events, finals).items() if got}
 
 

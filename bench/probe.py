@@ -30,6 +30,7 @@ SO_TIMESTAMPING = getattr(socket, "SO_TIMESTAMPING", 37)  # Linux
 _SOF_RX_SOFTWARE = 1 << 3
 _SOF_SOFTWARE = 1 << 4
 _ANCILLARY = socket.CMSG_SPACE(48)  # struct scm_timestamping: three timespecs, software first
+ENDED_GRACE_S = 2.0  # after the source ended: room for the last track captions
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,7 @@ class MeasuringViewer:
         self.result = ProbeResult()
         self._thread = threading.Thread(target=self._run, name="probe", daemon=True)
         self._sock: socket.socket | None = None
-        self.ended = threading.Event()  # the relay sent `end` (the source is over), or the connection closed
+        self.ended = threading.Event()  # the source ended (status "ended", or `end`), or the connection closed
 
     def start(self, timeout_s: float = 10.0) -> None:
         """Connect (handshake included in the thread) and start reading."""
@@ -133,6 +134,10 @@ class MeasuringViewer:
             result.arrivals.append(Arrival(kernel_s, read_s, message))
             if message.get("type") == "end":
                 self.ended.set()
+            elif message.get("type") == "status" and message.get("state") == "ended" and message.get("channel") == "floor":
+                # The source is over (the session goes on, waiting for the next): its last captions
+                # are out; track captions decided on them may follow within the composer's tick.
+                threading.Timer(ENDED_GRACE_S, self.ended.set).start()
 
     @staticmethod
     def _send(sock: socket.socket, protocol: ClientProtocol) -> None:

@@ -44,7 +44,7 @@ def run(loops: int, seconds: float | None = None) -> dict[str, Any]:
         finally:
             stop_relay(proc)
         with TranscriptStore(transcript_path(data), readonly=True) as store:
-            captions = [{"type": "final", **json.loads(f.frame_json)} for f in store.all_finals()]
+            captions = [{"type": "final", **json.loads(f.frame_json)} for f in store.all_finals() if f.track is None]
     every_10_s = resources_samples(sampler.rss_mb, 10.0)
     return {
         "loops": loops,

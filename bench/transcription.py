@@ -86,7 +86,7 @@ def run_relay(source: Path, model: str, timeout_s: float) -> dict[str, Any]:
             result = probe.stop()
             stop_relay(proc)
         with TranscriptStore(transcript_path(data), readonly=True) as store:
-            stored = {f.seq: f.caption for f in store.all_finals()}
+            stored = {f.seq: f.caption for f in store.all_finals() if f.track is None}  # channel finals, not tracks
     captions = viewer_captions(result.arrivals)
     return {
         "captions": captions,
