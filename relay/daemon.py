@@ -122,6 +122,15 @@ def _print_status(report: dict[str, Any], as_json: bool, out: TextIO) -> None:
         f"transcript {_store_line(report.get('store') or {})}",
         file=out,
     )
+    channels = report.get("channels") or {}
+    if len(channels) > 1:  # an interpreted event: one line per channel
+        for name, channel in channels.items():
+            state = channel["source"]["state"]
+            print(
+                f"  {name:10s} {state:12s} {channel['finals']} finals, {channel['speech_s']} s of speech, "
+                f"delay {channel['caption_delay_s']} s: {channel['source']['url']}",
+                file=out,
+            )
 
 
 def _store_line(store: dict[str, Any]) -> str:
