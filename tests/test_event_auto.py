@@ -47,7 +47,10 @@ def test_booths_auto_captions_every_tagged_track_into_tracks(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     finals = [r for r in lines if r["type"] == "final" and r["text"]]
-    assert {r["channel"] for r in finals} == {"floor", "booth-fr", "booth-es"}  # booth-en: off mic
+    assert {r["channel"] for r in finals} >= {"floor", "booth-fr", "booth-es"}
+    # booth-en is off mic for the whole window, but for the last 0.7 s of its previous sentence
+    # ("...press star to cancel", ending at 105.6 s of the event) cut at the window's start.
+    assert all(r["start"] < 0.7 for r in finals if r["channel"] == "booth-en"), finals
     assert all(r["lang"] == "es" for r in finals if r["channel"] in ("floor", "booth-es"))
     assert all(r["lang"] == "fr" for r in finals if r["channel"] == "booth-fr")
     by_lang = {lang: {t["source"] for t in lines if t["type"] == "track" and t["lang"] == lang}
