@@ -78,7 +78,8 @@ def _run(crowd: Crowd, source: Path) -> dict[str, Any]:
     ours, theirs = spawn.Pipe()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
-        proc, url = start_relay(data, source)
+        # every benchmark viewer comes from 127.0.0.1: lift the per-address cap (200 by default)
+        proc, url = start_relay(data, source, ["--max-viewers-per-address", "0"])
         crowd = dataclasses.replace(crowd, ws_url=url.replace("http", "ws", 1) + "/ws")
         sampler, probe, client, out = ResourceSampler(proc.pid), MeasuringViewer(crowd.ws_url), None, {"got": None}
         try:

@@ -104,7 +104,7 @@ async def run_point(point: Point) -> dict[str, Any]:
     hub.source_state(SourceState.CONNECTED)
     loop = asyncio.get_running_loop()
     spawn = multiprocessing.get_context("spawn")
-    app = create_app(hub, settings=ServerSettings(max_buffer_bytes=point.max_buffer_bytes))
+    app = create_app(hub, settings=ServerSettings(max_buffer_bytes=point.max_buffer_bytes, max_viewers_per_address=0))
     async with serve(app, "127.0.0.1", 0) as url:
         gc.collect()
         rss_empty, load = rss_bytes(), os.getloadavg()[0]
