@@ -95,7 +95,7 @@ def _run(crowd: Crowd, source: Path) -> dict[str, Any]:
                 raise TimeoutError("the relay did not end the session")
             out["relay_rss_mb"] = round(psutil.Process(proc.pid).memory_info().rss / 2**20, 1)
             # close 4001 only: a heartbeat (ping) timeout is not counted here
-            out["dropped_as_too_slow_by_relay"] = metric(url, data, "relay_viewers_dropped")
+            out["dropped_as_too_slow_by_relay"] = metric(url, data, "relay_viewers_dropped_total")
             out["mt_ms"] = histogram_ms(url, data, "relay_translation_seconds")
             out["resources"] = sampler.stop()
             if client is not None:
