@@ -49,56 +49,65 @@ def speech_spans(utterances: list[Utterance], audio: dict[str, np.ndarray]) -> l
             for u in utterances]
 
 
-def channel_audio(seconds: float | None, loops: int) -> dict[str, np.ndarray]:
-    """Each channel's samples (16 kHz mono), cut to `seconds` and looped as the relay hears them."""
+def channel_audio(seconds: float | None) -> dict[str, np.ndarray]:
+    """Each channel's samples (16 kHz mono), cut to its first `seconds`."""
     from faster_whisper.audio import decode_audio
 
-    out = {}
-    for channel in (FLOOR, *map(channel_name, LANGS)):
-        samples = decode_audio(str(EVENT_DIR / f"{channel}.flac"))[: None if seconds is None else int(seconds * RATE)]
-        out[channel] = np.tile(samples, loops)
-    return out
+    return {channel: decode_audio(str(EVENT_DIR / f"{channel}.flac"))[: None if seconds is None else int(seconds * RATE)]
+            for channel in (FLOOR, *map(channel_name, LANGS))}
 
 
-def write_flac(samples: np.ndarray, target: Path) -> Path:
-    """Write 16 kHz mono samples as FLAC."""
+def looped_spans(spans: list[tuple[float, float]], loops: int, loop_s: float) -> list[tuple[float, float]]:
+    """Speech spans of one pass repeated `loops` times, in the order of `channel_utterances`."""
+    return [(a + k * loop_s, b + k * loop_s) for k in range(loops) for a, b in spans]
+
+
+def write_flac(samples: np.ndarray, target: Path, loops: int) -> Path:
+    """Write 16 kHz mono samples `loops` times end to end as one FLAC file."""
     with av.open(str(target), "w") as out:
         stream = out.add_stream("flac", rate=RATE, layout="mono")
-        for start in range(0, len(samples), RATE):
-            frame = av.AudioFrame.from_ndarray((samples[start : start + RATE] * 32767).astype(np.int16).reshape(1, -1),
-                                               format="s16", layout="mono")
-            frame.sample_rate = RATE
-            for packet in stream.encode(frame):
-                out.mux(packet)
+        for _ in range(loops):
+            for start in range(0, len(samples), RATE):
+                piece = (samples[start : start + RATE] * 32767).astype(np.int16).reshape(1, -1)
+                frame = av.AudioFrame.from_ndarray(piece, format="s16", layout="mono")
+                frame.sample_rate = RATE
+                for packet in stream.encode(frame):
+                    out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
     return target
 
 
-def relay_arguments(audio: dict[str, np.ndarray] | None, directory: Path) -> tuple[Path, list[str]]:
-    """The floor source and the booth options: the event's files, cut/looped copies, or event.mka."""
-    if audio is None:
+def relay_arguments(
+    audio: dict[str, np.ndarray], mode: str, loops: int, directory: Path
+) -> tuple[Path, list[str]]:
+    """The floor source and the booth options: the event's own files, event.mka, or cut/looped copies."""
+    if mode == "multitrack":
         return EVENT_DIR / "event.mka", ["--booths", "auto"]
-    files = {c: write_flac(samples, directory / f"{c}.flac") for c, samples in audio.items()}
+    if mode == "whole":
+        files = {c: EVENT_DIR / f"{c}.flac" for c in audio}
+    else:
+        files = {c: write_flac(samples, directory / f"{c}.flac", loops) for c, samples in audio.items()}
     return files[FLOOR], [arg for lang in LANGS for arg in ("--booth", f"{lang}={files[channel_name(lang)]}")]
 
 
-def wait_until_over(probe: MeasuringViewer, channels: int, timeout_s: float) -> bool:
-    """Until every channel's source ended and no numbered message came for QUIET_S (bounded)."""
+def wait_until_over(probe: MeasuringViewer, channels: int, timeout_s: float) -> list[str] | None:
+    """Until every channel's source ended and no final or track caption came for QUIET_S, or
+    QUIET_MAX_S after the floor ended; the channels seen ended, None on timeout."""
     deadline = time.monotonic() + timeout_s
-    ended_at: float | None = None
+    floor_ended: float | None = None
     while time.monotonic() < deadline:
         arrivals = list(probe.result.arrivals)
-        ended = {a.message.get("channel") for a in arrivals
+        ended = {str(a.message.get("channel")) for a in arrivals
                  if a.message.get("type") == "status" and a.message.get("state") == "ended"}
-        if len(ended) >= channels:
-            ended_at = ended_at or time.monotonic()
-            last = max((a.read_s for a in arrivals if "seq" in a.message and a.message.get("type") != "partial"),
-                       default=0.0)
-            if time.time() - last >= QUIET_S or time.monotonic() - ended_at >= QUIET_MAX_S:
-                return True
+        if FLOOR in ended:
+            floor_ended = floor_ended or time.monotonic()
+            last = max((a.read_s for a in arrivals if a.message.get("type") in ("final", "track")), default=0.0)
+            quiet = len(ended) >= channels and time.time() - last >= QUIET_S
+            if quiet or time.monotonic() - floor_ended >= QUIET_MAX_S:
+                return sorted(ended)
         time.sleep(0.5)
-    return False
+    return None
 
 
 def export_track(data: Path, lang: str) -> list[dict[str, Any]]:
@@ -118,15 +127,16 @@ def run_relay(source: Path, extra: list[str], model: str, timeout_s: float) -> d
         try:
             probe.start()
             sampler.start()  # models loaded and Apertium started: what follows is the run itself
-            if not wait_until_over(probe, 1 + len(LANGS), timeout_s):
-                raise TimeoutError(f"the event did not end within {timeout_s} s")
+            ended = wait_until_over(probe, 1 + len(LANGS), timeout_s)
+            if ended is None:
+                raise TimeoutError(f"the floor did not end within {timeout_s} s")
             resources = sampler.stop()
         finally:
             result = probe.stop()
             stop_relay(proc)
         exported = {lang: export_track(data, lang) for lang in LANGS}
     messages = [{**a.message, "arrival": a.kernel_s} for a in result.arrivals]
-    return {"messages": messages, "exported": exported, "resources": resources,
+    return {"messages": messages, "exported": exported, "resources": resources, "channels_ended": ended,
             "probe": {"reads": result.reads, "reads_without_kernel_timestamp": result.reads_without_timestamp,
                       "reads_with_several_frames": result.reads_with_several_frames}}
 
@@ -138,7 +148,7 @@ def score(event: dict[str, Any], run: dict[str, Any], audio: dict[str, np.ndarra
     captions = [m for m in messages if m.get("type") in ("partial", "final")]
     zero = clock_zero([c for c in captions if "sent" in c and "wall" in c])
     utterances = channel_utterances(event, seconds, loops, loop_s)
-    spans = speech_spans(utterances, audio)
+    spans = looped_spans(speech_spans(channel_utterances(event, seconds, 1, loop_s), audio), loops, loop_s)
     finals = [c for c in captions if c["type"] == "final" and c["text"].strip()]
     dropout = dropout_window(event, loops, loop_s)
     dropout_channel = channel_name(event.get("dropout", {}).get("booth", ""))
@@ -167,16 +177,19 @@ def main() -> None:
     if args.multitrack and (args.seconds is not None or args.loops != 1):
         parser.error("--multitrack takes the whole event once: no --seconds or --loops")
     event = load_event()
-    loop_s = args.seconds if args.seconds is not None else float(event["seconds"])
-    audio = channel_audio(args.seconds, args.loops)
+    audio = channel_audio(args.seconds)
+    loop_s = len(audio[FLOOR]) / RATE  # exact: loop k starts k × this later
+    mode = "multitrack" if args.multitrack else "whole" if args.seconds is None and args.loops == 1 else "copies"
     conditions = run_conditions()
     with tempfile.TemporaryDirectory() as tmp:
-        source, extra = relay_arguments(None if args.multitrack else audio, Path(tmp))
+        source, extra = relay_arguments(audio, mode, args.loops, Path(tmp))
         run = run_relay(source, extra, args.model, timeout_s=loop_s * args.loops + 180.0)
     audio_s = loop_s * args.loops
     cpu = run["resources"]["cpu_s"]
     result: dict[str, Any] = {
-        **conditions, "model": args.model, "source": "event.mka --booths auto" if args.multitrack else "four files",
+        **conditions, "model": args.model, "source": {"multitrack": "event.mka --booths auto", "whole": "the four files",
+                                             "copies": "the four files cut/looped"}[mode],
+        "channels_ended": run["channels_ended"],
         "seconds_of_event": args.seconds, "loops": args.loops, "audio_s": round(audio_s, 2),
         **score(event, run, audio, args.seconds, args.loops, loop_s),
         "probe": run["probe"], "resources": run["resources"],
