@@ -150,15 +150,16 @@ def score(event: dict[str, Any], run: dict[str, Any], audio: dict[str, np.ndarra
     utterances = channel_utterances(event, seconds, loops, loop_s)
     spans = looped_spans(speech_spans(channel_utterances(event, seconds, 1, loop_s), audio), loops, loop_s)
     finals = [c for c in captions if c["type"] == "final" and c["text"].strip()]
+    speaking = channel_utterances(event, seconds, loops, loop_s, begun=True)  # a cut utterance still speaks
     dropout = dropout_window(event, loops, loop_s)
     dropout_channel = channel_name(event.get("dropout", {}).get("booth", ""))
-    in_dropout = [f for f in silent_booth_finals(utterances, finals) if f["channel"] == dropout_channel
+    in_dropout = [f for f in silent_booth_finals(speaking, finals) if f["channel"] == dropout_channel
                   and any(a <= (f["start"] + f["end"]) / 2 <= b for a, b in dropout)]
     floor_spans = {i: spans[i] for i, u in enumerate(utterances) if u.channel == FLOOR}
     result = {"tracks": score_tracks(event, messages, run["exported"], seconds, loops),
               "track_delay_s": track_delays(utterances, floor_spans, messages, zero),
               "channels": channel_delays(utterances, spans, captions, zero),
-              "words_on_silent_booths": silent_booth_words(utterances, finals, [channel_name(x) for x in LANGS]),
+              "words_on_silent_booths": silent_booth_words(speaking, finals, [channel_name(x) for x in LANGS]),
               "words_in_dropout": {"booth": dropout_channel, "words": word_count(in_dropout)},
               "clock_zero_unix": round(zero, 4)}
     if loops > 1:

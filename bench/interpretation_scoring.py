@@ -44,12 +44,15 @@ def load_event(path: Path = EVENT_DIR / "event.json") -> dict[str, Any]:
     return dict(json.loads(path.read_text(encoding="utf-8")))
 
 
-def channel_utterances(event: dict[str, Any], seconds: float | None, loops: int, loop_s: float) -> list[Utterance]:
-    """Every channel's utterances (within the first `seconds`), repeated `loops` times `loop_s` apart."""
+def channel_utterances(
+    event: dict[str, Any], seconds: float | None, loops: int, loop_s: float, begun: bool = False
+) -> list[Utterance]:
+    """Every channel's utterances ending within the first `seconds` (`begun`: starting within
+    them, for where a channel speaks), repeated `loops` times `loop_s` apart."""
     one = [Utterance(FLOOR, u["n"], u["start"], u["end"]) for u in event["utterances"]]
     for lang, items in event["booths"].items():
         one += [Utterance(channel_name(lang), b["n"], b["start"], b["end"], b["kind"]) for b in items]
-    one = [u for u in one if seconds is None or u.end <= seconds]
+    one = [u for u in one if seconds is None or (u.start if begun else u.end) <= seconds]
     return [Utterance(u.channel, u.n, u.start + k * loop_s, u.end + k * loop_s, u.kind) for k in range(loops) for u in one]
 
 

@@ -126,3 +126,13 @@ def test_the_events_channels_references_and_dropout_loop_together() -> None:
     windows = dropout_window(event, 2, 100.0)
     assert len(windows) == 2 * len(event["dropout"]["utterances"])
     assert windows[len(windows) // 2][0] == pytest.approx(windows[0][0] + 100.0)
+
+
+def test_a_booth_utterance_cut_by_the_smoke_window_still_counts_as_speaking() -> None:
+    event = load_event()
+    cut_at = event["booths"]["en"][2]["end"] - 1.0  # inside booth-en's third utterance
+    scored = channel_utterances(event, cut_at, 1, cut_at)
+    speaking = channel_utterances(event, cut_at, 1, cut_at, begun=True)
+    final = _final("booth-en", cut_at - 2.0, cut_at, "words of the cut utterance")
+    assert silent_booth_words(scored, [final], ["booth-en"]) == {"booth-en": 5}
+    assert silent_booth_words(speaking, [final], ["booth-en"]) == {"booth-en": 0}
