@@ -155,7 +155,8 @@ class Pipeline:
         return self._input.opened_at if self._input is not None else self._source.opened_at
 
     def _since_opened(self) -> float:
-        return time.monotonic() - self._source.opened_at
+        """Seconds since the connection (or, for an event's channel, the event's clock) started: `wall`."""
+        return time.monotonic() - self.source_opened_at
 
     def adopt(self, container) -> None:
         """Use a container opened (and checked) elsewhere, e.g. by a source switch."""
