@@ -88,7 +88,7 @@ class CaptionHub:
         self._ring = MemoryBacklog(backlog)
         if store is not None:
             self._ring.extend(store.latest(backlog))
-        self._backlog: FinalsBacklog = store if store is not None else self._ring
+        self._store = store  # durable finals; the ring (filled by deliver) holds the recent ones
         self._replay = ReplaySource(self._ring, store, limits)
         self._max_pending = max_pending
         self._seq = last_seq
@@ -132,9 +132,10 @@ class CaptionHub:
         """Keep and number a final frame, then deliver any frame; return its seq."""
         seq = self._seq + 1
         if frame.final:
-            # Kept before it is numbered as sent: if the backlog refuses it, no seq is spent.
+            # Kept before it is numbered as sent: if the store refuses it, no seq is spent.
             # (SqliteBacklog does not raise for a failing database: it keeps the final in memory.)
-            self._backlog.append(frame)
+            if self._store is not None:
+                self._store.append(frame)
             self._seq = seq
         self.deliver(frame)
         return seq
