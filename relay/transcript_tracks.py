@@ -14,10 +14,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from .store import StoredFinal
-from .tracks.model import FLOOR, ORIGINAL, TrackCaption
+from .tracks.model import FLOOR, ORIGINAL, TrackCaption, labelled
 
-# What a caption's `source` is called where it is shown: the speaker's own words carry no label.
-SOURCE_LABELS = {"floor": "", "interpretation": "interpretation", "mt": "machine translation"}
 SOURCE_NAMES = {"floor": "floor", "interpretation": "interpretation", "mt": "machine translation"}
 
 
@@ -37,10 +35,7 @@ def read_by(finals: Iterable[StoredFinal], lang: str | None) -> list[StoredFinal
 
 def labelled_text(track: TrackCaption) -> str:
     """The caption's words, after "(interpretation) " or "(machine translation) " when they are not the speaker's."""
-    label = SOURCE_LABELS.get(track.source, track.source)
-    if not label or not track.text.split():
-        return track.text
-    return f"({label}) {track.text}"
+    return labelled(track.source, track.text)
 
 
 def track_record(final: StoredFinal) -> dict[str, Any]:

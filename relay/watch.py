@@ -20,10 +20,10 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
+from relay.tracks.model import labelled
+
 _LOGGER = logging.getLogger(__name__)
 
-# Same labels as `relay export` (relay.transcript_tracks): the speaker's own words carry none.
-TRACK_LABELS = {"interpretation": "interpretation", "mt": "machine translation"}
 _BASE_DELAY_S = 0.5
 _MAX_DELAY_S = 30.0
 
@@ -44,9 +44,7 @@ def _clean(text: str) -> str:
 def caption_text(msg: dict[str, Any], lang: str | None) -> str:
     """The caption's text in `lang` (original when None or untranslated); a track caption's labelled words."""
     if msg.get("type") == "track":
-        label = TRACK_LABELS.get(str(msg.get("source")), "")
-        text = _clean(str(msg.get("text", "")))
-        return f"({label}) {text}" if label and text.strip() else text
+        return labelled(str(msg.get("source", "")), _clean(str(msg.get("text", ""))))
     translations = msg.get("translations") or {}
     if lang is not None and lang != msg.get("lang") and translations.get(lang):
         return _clean(str(translations[lang]))

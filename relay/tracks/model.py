@@ -71,3 +71,13 @@ class TrackCaption:
     covers: tuple[str, ...]
     floor_lang: str
     mt_engine: str = ""
+
+
+# What a caption's `source` is called where it is shown: the speaker's own words carry no label.
+SOURCE_LABELS = {"floor": "", "interpretation": "interpretation", "mt": "machine translation"}
+
+
+def labelled(source: str, text: str) -> str:
+    """`text` after "(interpretation) " or "(machine translation) " when it is not the speaker's own words."""
+    label = SOURCE_LABELS.get(source, source)
+    return f"({label}) {text}" if label and text.split() else text
