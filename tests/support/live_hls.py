@@ -254,8 +254,7 @@ class LiveHlsServer:
     async def _listen(self) -> None:
         """Bind the aiohttp app to 127.0.0.1 on the remembered port."""
         app = web.Application()
-        app.router.add_get(PLAYLIST_PATH, self._handle_playlist)
-        app.router.add_get(r"/seg{n:\d+}.ts", self._handle_segment)
+        self._add_routes(app)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT_S)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", self._port, reuse_address=True)
@@ -266,6 +265,11 @@ class LiveHlsServer:
             raise
         self._port = int(runner.addresses[0][1])
         self._runner = runner
+
+    def _add_routes(self, app: web.Application) -> None:
+        """The playlist and its segments."""
+        app.router.add_get(PLAYLIST_PATH, self._handle_playlist)
+        app.router.add_get(r"/seg{n:\d+}.ts", self._handle_segment)
 
     async def _handle_playlist(self, request: web.Request) -> web.Response:
         """Serve the playlist; before the first segment airs, wait for it like a long poll."""

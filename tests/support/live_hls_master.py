@@ -128,22 +128,11 @@ class LiveHlsMasterServer(LiveHlsServer):
         super().close()
         self._workdir.cleanup()
 
-    async def _listen(self) -> None:
-        """Bind an app with the master, per-rendition playlists and segments."""
-        app = web.Application()
+    def _add_routes(self, app: web.Application) -> None:
+        """The master, each rendition's media playlist and its segments."""
         app.router.add_get(MASTER_PATH, self._handle_master)
         app.router.add_get(r"/{name}/live.m3u8", self._handle_media_playlist)
         app.router.add_get(r"/{name}/seg{n:\d+}.ts", self._handle_rendition_segment)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.25)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", self._port, reuse_address=True)
-        try:
-            await site.start()
-        except OSError:
-            await runner.cleanup()
-            raise
-        self._port = int(runner.addresses[0][1])
-        self._runner = runner
 
     def _rendition_timeline(self, request: web.Request) -> Timeline:
         timeline = self._timelines.get(request.match_info["name"])
