@@ -138,6 +138,7 @@ class Event:
         # Unpaced (a file read as fast as it decodes), wall time says nothing about the stream:
         # every decision waits for the channels' positions (a booth's silence, its text).
         settings = TrackSettings() if paced else _UNPACED
+        self._paced = paced
         self.composer = TrackComposer(langs, {name: b.lang for name, b in self._booths.items()}, settings)
         self._on_source_event = on_source_event
         self._observer = observer
@@ -174,7 +175,8 @@ class Event:
             pipeline.scheduler = self.scheduler
         booths = [asyncio.create_task(self._run_booth(name)) for name in self._booths]
         decoding = asyncio.create_task(self.scheduler.run())
-        ticking = asyncio.create_task(self._tick_forever())
+        # Timeouts only matter while a booth may still speak, and only on a paced (live) clock.
+        ticking = asyncio.create_task(self._tick_forever()) if self._booths and self._paced else None
         try:
             await floor()  # returns on a stop, or when the floor's source ended by itself:
         except BaseException:  # then the booths finish what they have
@@ -184,9 +186,10 @@ class Event:
             await asyncio.gather(*booths, return_exceptions=True)
             self.scheduler.close()
             await decoding
-            ticking.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticking
+            if ticking is not None:
+                ticking.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticking
             self._finish()
             await self._flush()
 
@@ -215,7 +218,8 @@ class Event:
             settings, lambda caption: self._published(watch, caption),
             lambda event: self._source_event(watch, event), continuation, self._observer,
             channel_input=channel_input, scheduler=self.scheduler,
-            watcher=_Watcher(self, watch),
+            # Without booths every track is decided on the floor's final alone: no per-chunk feed.
+            watcher=_Watcher(self, watch) if self._booths else None,
         )
 
     async def _run_booth(self, name: str) -> None:
