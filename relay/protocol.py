@@ -11,7 +11,7 @@ import json
 import struct
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .messages import Caption
@@ -43,6 +43,10 @@ class Frame:
     wire: bytes
     seq: int | None = None
     final: bool = False
+    # What a caption frame encodes, and its `sent`, as built: the store keeps a final without
+    # decoding its JSON again. Not part of the frame's identity (a frame read back has neither).
+    item: Caption | TrackCaption | None = field(default=None, compare=False)
+    sent: float | None = field(default=None, compare=False)
 
 
 def websocket_text_frame(payload: bytes) -> bytes:
@@ -57,10 +61,13 @@ def websocket_text_frame(payload: bytes) -> bytes:
     return header + payload
 
 
-def encode(message: Mapping[str, Any], *, seq: int | None = None, final: bool = False) -> Frame:
-    """Encode a JSON message once into a `Frame`."""
+def encode(
+    message: Mapping[str, Any], *, seq: int | None = None, final: bool = False,
+    item: Caption | TrackCaption | None = None,
+) -> Frame:
+    """Encode a JSON message once into a `Frame` (with the caption it encodes, if any)."""
     text = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
-    return Frame(text=text, wire=websocket_text_frame(text), seq=seq, final=final)
+    return Frame(text=text, wire=websocket_text_frame(text), seq=seq, final=final, item=item, sent=message.get("sent"))
 
 
 def caption_message(caption: Caption, seq: int) -> dict[str, Any]:
@@ -86,7 +93,7 @@ def caption_message(caption: Caption, seq: int) -> dict[str, Any]:
 
 def encode_caption(caption: Caption, seq: int) -> Frame:
     """Encode a caption with its sequence number."""
-    return encode(caption_message(caption, seq), seq=seq, final=caption.is_final)
+    return encode(caption_message(caption, seq), seq=seq, final=caption.is_final, item=caption)
 
 
 def track_message(track: TrackCaption, seq: int) -> dict[str, Any]:
@@ -110,7 +117,7 @@ def track_message(track: TrackCaption, seq: int) -> dict[str, Any]:
 
 def encode_track(track: TrackCaption, seq: int) -> Frame:
     """Encode a track caption with its sequence number: a final (durable, replayed)."""
-    return encode(track_message(track, seq), seq=seq, final=True)
+    return encode(track_message(track, seq), seq=seq, final=True, item=track)
 
 
 def track_from_message(message: Mapping[str, Any]) -> TrackCaption:

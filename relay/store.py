@@ -339,10 +339,13 @@ class SqliteBacklog:
     def _store_append(self, frame: Frame) -> None:
         """Write one final (any thread); raises sqlite3.Error when the database fails."""
         assert frame.seq is not None
-        message = json.loads(frame.text)
-        caption = track_from_message(message) if message.get("type") == "track" else caption_from_message(message)
+        caption, sent = frame.item, frame.sent
+        if caption is None:  # a frame read back: its caption only in its JSON
+            message = json.loads(frame.text)
+            caption = track_from_message(message) if message.get("type") == "track" else caption_from_message(message)
+            sent = message.get("sent")
         # Publication time from the frame: a final written late by a retry keeps when it was sent.
-        self.store.append(frame.seq, caption, frame.text.decode(), message.get("sent"))
+        self.store.append(frame.seq, caption, frame.text.decode(), sent)
 
     async def finals_since(self, seq: int, limit: int | None = None) -> Sequence[Frame]:
         """Finals after `seq`: the next `limit`, or without a limit the latest `max_replay` at most."""
