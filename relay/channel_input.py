@@ -68,7 +68,6 @@ class _EpochAudioSource(AudioSource):
         self._epoch = epoch
 
     def _pace(self, stream_end_s: float) -> None:
-        self.opened_at = self._epoch.mark()
         self._epoch.wait_until(stream_end_s, self._stop)
 
 

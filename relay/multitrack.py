@@ -33,6 +33,8 @@ class StreamEpoch:
 
     def mark(self) -> float:
         """Start the clock now unless a channel already did; the start time."""
+        if self._at is not None:  # set once: no lock needed to read it (every paced chunk asks)
+            return self._at
         with self._lock:
             if self._at is None:
                 self._at = time.monotonic()

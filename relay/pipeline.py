@@ -180,7 +180,7 @@ class Pipeline:
         if self._container is None and self._input is None:
             await self.open()
         stage = CaptionStage(translator, self._sink, self._since_opened, self._observer)
-        paced = self.settings.source.is_network or self.settings.source.realtime
+        paced = self.settings.source.paced
         pending = MAX_PENDING_FINALS if paced else _UNPACED_PENDING_FINALS
         transcriber = Transcriber(
             engine, stage.offer, self._since_opened, self._observer, pending,

@@ -110,7 +110,7 @@ async def transcribe(args: argparse.Namespace, sink) -> int:
     """Caption the floor (and its booths) until the sources end; `sink` takes captions and tracks."""
     settings = pipeline_settings(args)
     floor_input, booths = await open_booths(args, settings)
-    paced = settings.source.is_network or settings.source.realtime
+    paced = settings.source.paced
     event = Event(sink, track_languages(booths, not args.no_translate), booths, paced=paced, on_source_event=_log_source_event)
     pipeline = event.floor_pipeline(settings, channel_input=floor_input)
     await pipeline.open()  # a bad source fails before the models are loaded

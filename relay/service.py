@@ -65,7 +65,7 @@ class RelayService:
             start_s=max(0.0, self.started_at - self.event_started_at) if resumed_at else 0.0,
             id_prefix=f"s{resumed_at}-u" if resumed_at else "u",
         )
-        paced = settings.source.is_network or settings.source.realtime
+        paced = settings.source.paced
         self.event = Event(self, langs, booths, paced=paced, on_source_event=self._on_source_event,
                            observer=self, resume=self._continuation)
         self._floor_input = floor_input

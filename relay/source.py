@@ -53,6 +53,11 @@ class SourceSettings:
         return "://" in self.url and not self.url.startswith(_LOCAL_SCHEMES)
 
     @property
+    def paced(self) -> bool:
+        """Audio arrives at the speed it was spoken (a live source, or a file read --realtime)."""
+        return self.is_network or self.realtime
+
+    @property
     def should_reconnect(self) -> bool:
         return self.is_network if self.reconnect is None else self.reconnect
 
