@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from relay.source import SourceSettings
+from relay.tracks.model import FLOOR
 
 _LOGGER = logging.getLogger(__name__)
 
-FLOOR = "floor"
 AUTO = "auto"
 # Tags that mean "no single language": the untranslated floor.
 _FLOOR_TAGS = frozenset({"", "mul", "und", "zxx", "mis"})

@@ -21,7 +21,7 @@ from typing import Protocol
 from relay.messages import Caption, SourceEvent, SourceState, Utterance
 from relay.pipeline import ChannelInput, Continuation, Pipeline, PipelineSettings
 from relay.tracks import (
-    ChannelState, Progress, Speech, TrackCaption, TrackComposer, TrackEvent, TrackSettings,
+    FLOOR, ChannelState, Progress, Speech, TrackCaption, TrackComposer, TrackEvent, TrackSettings,
 )
 from relay.transcriber import DecodeScheduler, PipelineObserver
 from relay.translation import CaptionTranslator
@@ -29,7 +29,6 @@ from relay.whisper_engine import WhisperEngine
 
 _LOGGER = logging.getLogger(__name__)
 
-FLOOR = "floor"
 TICK_S = 0.25
 _FAR_S = 1e6  # "processed through the end of time": a channel that ended says nothing more
 _UNPACED = TrackSettings(mt_bound_s=math.inf, booth_wait_max_s=math.inf, hold_max_s=math.inf)

@@ -18,13 +18,13 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from relay.messages import Caption, Utterance
+from relay.tracks.model import FLOOR
 from relay.whisper_engine import Context, Decoded, WhisperEngine
 
 _LOGGER = logging.getLogger(__name__)
 
 MAX_PENDING_FINALS = 64
 _FINISHED_IDS_KEPT = 32
-FLOOR = "floor"
 
 CaptionSink = Callable[[Caption], Awaitable[None]]
 
