@@ -1,11 +1,19 @@
-"""The transcription stage: one model worker shared by every channel of the event.
+"""The transcription stage: the model's workers shared by every channel of the event.
 
 Each channel has a `Transcriber` (its lane): its finals in order in a bounded queue, and
-only its newest partial snapshot. The `DecodeScheduler` picks what the model decodes next:
-finals of every channel before any partial (the floor's first, then the oldest waiting), and
-partials only when no final waits; a booth's partial is dropped as soon as a final is
+only its newest partial snapshot. The `DecodeScheduler` picks what the model's workers decode
+next: finals of every channel before any partial (the floor's first, then the oldest waiting),
+and partials only when no final waits; a booth's partial is dropped as soon as a final is
 waiting (the floor's is merely deferred). Finals are never dropped, and because only the
 newest partial of a channel is kept, the delay cannot drift when decoding falls behind.
+
+Up to `engine.workers` decodes run at once, of which at most `workers - 1` partials (so a
+final never waits for partials to finish), of different lanes, except that a lane's final
+may start while that lane's partial is still being decoded (the partial is then never shown
+after it). A lane never has two finals in flight (its captions stay in order and each final
+is decoded with the text before it as context), and its partials wait while its final is
+decoded. A final whose audio is that of the lane's settled snapshot waits for that decode
+instead of decoding again, without holding a worker.
 """
 
 from __future__ import annotations
@@ -38,14 +46,19 @@ class PipelineObserver(Protocol):
 
 
 class DecodeScheduler:
-    """Owns the model's worker for all channels: decides which snapshot is decoded next."""
+    """Owns the model's workers for all channels: decides which snapshots are decoded next."""
 
     def __init__(self, engine: WhisperEngine) -> None:
         self.engine = engine
+        self.workers = max(1, getattr(engine, "workers", 1))
         self._lanes: list[Transcriber] = []
         self._wake = asyncio.Event()
         self._order = itertools.count()
         self._closed = False
+        self._busy = 0  # workers decoding now
+        self._previews = 0  # of which on partials
+        self._jobs: set[asyncio.Task[None]] = set()
+        self._failure: BaseException | None = None
         self.partials_dropped = 0  # booth partials thinned out while finals waited
 
     def attach(self, lane: Transcriber) -> None:
@@ -66,39 +79,79 @@ class DecodeScheduler:
 
     async def run(self, until: Callable[[], bool] | None = None) -> None:
         """Decode until closed (or `until()` holds) with nothing left to decode."""
-        while True:
-            job = self._next()
-            if job is None:
-                self._lanes = [lane for lane in self._lanes if not lane.drained]
-                if self._closed and not self._lanes or until is not None and until():
-                    return
-                await self._wake.wait()
+        try:
+            while True:
                 self._wake.clear()
-                continue
-            lane, utt = job
+                if self._failure is not None:
+                    raise self._failure
+                while (job := self._next()) is not None:
+                    self._start(*job)
+                if not self._jobs:
+                    self._lanes = [lane for lane in self._lanes if not lane.drained]
+                    if self._closed and not self._lanes or until is not None and until():
+                        return
+                await self._wake.wait()
+        finally:
+            for job in self._jobs:
+                job.cancel()
+
+    def _start(self, lane: Transcriber, utt: Utterance, uses_worker: bool) -> None:
+        self._busy += uses_worker
+        self._previews += not utt.final
+        if utt.final:
+            lane.final_in_flight = True
+        else:
+            lane.partial_in_flight = True
+        job = asyncio.create_task(self._decode(lane, utt, uses_worker))
+        self._jobs.add(job)
+
+    async def _decode(self, lane: Transcriber, utt: Utterance, uses_worker: bool) -> None:
+        try:
             if utt.final:
                 await lane.commit(utt)
             else:
                 await lane.preview(utt)
+        except BaseException as error:  # ends run(): every stage stops if one fails
+            if self._failure is None and not isinstance(error, asyncio.CancelledError):
+                self._failure = error
+        finally:
+            self._busy -= uses_worker
+            self._previews -= not utt.final
+            if utt.final:
+                lane.final_in_flight = False
+            else:
+                lane.partial_in_flight = False
+            self._jobs.discard(asyncio.current_task())  # type: ignore[arg-type]
             lane.check_drained()
+            self._wake.set()
 
-    def _next(self) -> tuple[Transcriber, Utterance] | None:
+    def _next(self) -> tuple[Transcriber, Utterance, bool] | None:
         """Floor finals, then other finals oldest first, then partials (floor first)."""
-        with_finals = [lane for lane in self._lanes if lane.finals]
-        if with_finals:
+        if any(lane.finals for lane in self._lanes):
             for lane in self._lanes:
                 if not lane.is_floor and lane.latest is not None:
                     lane.latest = None
                     self.partials_dropped += 1
                     lane.check_drained()
-            lane = min(with_finals, key=lambda ln: (not ln.is_floor, ln.finals[0][0]))
-            return lane, lane.pop_final()
-        partials = [(lane, lane.latest) for lane in self._lanes if lane.latest is not None]
+            ready = [lane for lane in self._lanes if lane.finals and not lane.final_in_flight]
+            free = self._busy < self.workers
+            ready = [lane for lane in ready if free or lane.awaits_settled_decode()]
+            if not ready:
+                return None  # no partial while a final waits
+            lane = min(ready, key=lambda ln: (not ln.is_floor, ln.finals[0][0]))
+            uses_worker = not lane.awaits_settled_decode()
+            return lane, lane.pop_final(), uses_worker
+        if self._busy >= self.workers or self._previews >= max(1, self.workers - 1):
+            return None  # with two workers or more, one is always free for the next final
+        partials = [
+            (lane, lane.latest) for lane in self._lanes
+            if lane.latest is not None and not lane.final_in_flight and not lane.partial_in_flight
+        ]
         if not partials:
             return None
         lane, (_, latest) = min(partials, key=lambda job: (not job[0].is_floor, job[1][0]))
         lane.latest = None
-        return lane, latest
+        return lane, latest, True
 
 
 class Transcriber:
@@ -140,6 +193,9 @@ class Transcriber:
         self._room.set()
         self._drained = asyncio.Event()
         self._settled: tuple[tuple[str, int], Decoded] | None = None
+        self._settling: tuple[tuple[str, int], asyncio.Future[Decoded]] | None = None
+        self.final_in_flight = False
+        self.partial_in_flight = False
         self._finished: deque[str] = deque(maxlen=_FINISHED_IDS_KEPT)
         self._partial_sent: set[str] = set()
         self._context = Context(lang=languages[0] if languages and len(languages) == 1 else None, only=languages)
@@ -182,16 +238,20 @@ class Transcriber:
             self._room.set()
         return utt
 
+    def awaits_settled_decode(self) -> bool:
+        """Whether the next final is the audio of the settled snapshot being decoded now."""
+        return self._settling is not None and bool(self.finals) and self._settling[0] == self.finals[0][1].key
+
     def check_drained(self) -> None:
-        if self._closed and not self.finals and self.latest is None:
+        if self._closed and not self.finals and self.latest is None and not self.final_in_flight \
+                and not self.partial_in_flight:
             self._drained.set()
             self._scheduler.wake()
 
     async def commit(self, utt: Utterance) -> None:
         """Decode (or reuse the settled decode of) a final and publish it."""
-        cached = self._settled
-        if cached is not None and cached[0] == utt.key:
-            decoded = cached[1]
+        decoded = await self._settled_decode(utt)
+        if decoded is not None:
             _LOGGER.debug("Final %s reuses its settled decode", utt.id)
         else:
             decoded = await self._decode(utt, final=True)
@@ -207,13 +267,32 @@ class Transcriber:
             self._on_empty(utt)
         self.check_drained()
 
+    async def _settled_decode(self, utt: Utterance) -> Decoded | None:
+        """The settled snapshot's decode when it holds the final's audio (waited for if running)."""
+        settling = self._settling
+        if settling is not None and settling[0] == utt.key:
+            decoding = settling[1]
+            await asyncio.wait([decoding])
+            if not decoding.cancelled() and decoding.exception() is None:
+                return decoding.result()
+        cached = self._settled
+        return cached[1] if cached is not None and cached[0] == utt.key else None
+
     async def preview(self, utt: Utterance) -> None:
         """Decode a partial snapshot and publish it unless its final went first."""
         if utt.id in self._finished or any(f.id == utt.id for _, f in self.finals):
             return
-        decoded = await self._decode(utt, final=utt.settled)
         if utt.settled:
+            decoding = asyncio.ensure_future(self._decode(utt, final=True))
+            self._settling = (utt.key, decoding)
+            try:
+                decoded = await asyncio.shield(decoding)
+            finally:
+                if self._settling is not None and self._settling[1] is decoding:
+                    self._settling = None
             self._settled = (utt.key, decoded)
+        else:
+            decoded = await self._decode(utt, final=False)
         if decoded.text and utt.id not in self._finished:
             self._partial_sent.add(utt.id)
             await self._sink(self._caption("partial", utt, decoded))

@@ -1,4 +1,4 @@
-"""One Whisper model and the single worker thread that owns it: audio in, text out."""
+"""One Whisper model and the worker threads that run it: audio in, text out."""
 
 from __future__ import annotations
 
@@ -44,7 +44,11 @@ class DecodeSettings:
     final_beam_size: int = 5
     partial_beam_size: int = 1
     compute_type: str = "int8"
-    cpu_threads: int = 0  # 0: all cores
+    # Decodes run side by side, each on one thread: on 2 cores, one decode on one thread is as
+    # fast as on two (the model's matrices are too small to share well), and two side by side
+    # double the throughput (docs/benchmarks.md, "Decode workers").
+    workers: int = 0  # 0: one per core
+    cpu_threads: int = 1  # threads of one decode
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
@@ -67,17 +71,18 @@ class Decoded:
 
 
 class WhisperEngine:
-    """Loads a model once; decodes one utterance at a time on its own worker thread."""
+    """Loads a model once; decodes up to `workers` utterances at a time on its own threads."""
 
     def __init__(self, model_dir: Path, settings: DecodeSettings) -> None:
         self.settings = settings
-        threads = settings.cpu_threads or os.cpu_count() or 1
+        self.workers = settings.workers or os.cpu_count() or 1
         started = time.monotonic()
         self._model = WhisperModel(
-            str(model_dir), device="cpu", compute_type=settings.compute_type, cpu_threads=threads
+            str(model_dir), device="cpu", compute_type=settings.compute_type,
+            cpu_threads=settings.cpu_threads, num_workers=self.workers,
         )
         _LOGGER.info("Loaded Whisper model %s in %.1f s", model_dir, time.monotonic() - started)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
+        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="whisper")
         self._tokenizers: dict[str, Tokenizer] = {}
 
     @property
@@ -87,7 +92,7 @@ class WhisperEngine:
     async def decode(
         self, samples: np.ndarray, *, final: bool, context: Context | None = None
     ) -> Decoded:
-        """Decode on the worker thread; the event loop never runs the model."""
+        """Decode on a worker thread; the event loop never runs the model."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._executor, self.decode_blocking, samples, final, context
@@ -98,7 +103,7 @@ class WhisperEngine:
         self.decode_blocking(np.zeros(SAMPLE_RATE_HZ, dtype=np.float32), final=False)
 
     def close(self) -> None:
-        """Stop the worker after the decode in progress, if any."""
+        """Stop the workers after the decodes in progress, if any."""
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def decode_blocking(

@@ -126,3 +126,132 @@ async def test_no_final_is_lost_when_every_channel_piles_up():
     for name in event.lanes:
         finals = [c.id for c in event.captions if c.kind == "final" and c.channel == name]
         assert finals == [f"{name}-{i}" for i in range(30)]
+
+
+class GatedEngine:
+    """Two workers; each decode is held until its own audio length is released."""
+
+    workers = 2
+
+    def __init__(self) -> None:
+        self.started: list[int] = []
+        self.gates: dict[int, asyncio.Event] = {}
+        self.running = 0
+        self.most_running = 0
+
+    def release(self, n: int) -> None:
+        self.gates.setdefault(n, asyncio.Event()).set()
+
+    async def decode(self, samples, *, final, context=None) -> Decoded:
+        n = len(samples)
+        self.started.append(n)
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        try:
+            await self.gates.setdefault(n, asyncio.Event()).wait()
+        finally:
+            self.running -= 1
+        lang = context.only[0] if context and context.only else "en"
+        return Decoded(f"n{n}", lang, 0.9, 0.0, -0.1, 0.0)
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_two_workers_decode_two_channels_finals_side_by_side():
+    engine = GatedEngine()
+    event = Event(engine)  # type: ignore[arg-type]
+    await event.lanes["floor"].offer(utt("f1", 100, final=True))
+    await event.lanes["booth-fr"].offer(utt("b1", 200, final=True))
+    await event.lanes["booth-es"].offer(utt("e1", 300, final=True))
+    await settle()
+    assert engine.started == [100, 200]  # both workers busy; the third waits
+    engine.release(200)
+    await settle()
+    assert engine.started == [100, 200, 300]
+    engine.release(300)
+    engine.release(100)
+    await event.finish()
+    assert engine.most_running == 2
+    assert sorted(c.id for c in event.captions) == ["b1", "e1", "f1"]
+
+
+async def test_a_channels_finals_stay_in_order_one_at_a_time():
+    engine = GatedEngine()
+    event = Event(engine)  # type: ignore[arg-type]
+    floor = event.lanes["floor"]
+    await floor.offer(utt("f1", 100, final=True))
+    await floor.offer(utt("f2", 200, final=True))
+    await settle()
+    assert engine.started == [100]  # the second worker is free, but f2 must follow f1
+    engine.release(200)
+    engine.release(100)
+    await event.finish()
+    assert [c.id for c in event.captions] == ["f1", "f2"]
+
+
+async def test_a_final_starts_beside_its_channels_partial_which_is_then_not_shown():
+    engine = GatedEngine()
+    event = Event(engine)  # type: ignore[arg-type]
+    floor = event.lanes["floor"]
+    await floor.offer(utt("f1", 100))
+    await settle()
+    await floor.offer(utt("f1", 200, final=True))
+    await settle()
+    assert engine.started == [100, 200]  # the final does not wait for the partial
+    engine.release(200)
+    await settle()
+    engine.release(100)
+    await event.finish()
+    assert [(c.id, c.kind) for c in event.captions] == [("f1", "final")]
+
+
+async def test_a_final_waits_for_its_settled_decode_without_holding_a_worker():
+    engine = GatedEngine()
+    event = Event(engine)  # type: ignore[arg-type]
+    floor = event.lanes["floor"]
+    settled = Utterance("f1", np.zeros(100, dtype=np.float32), 0.0, 0.1, 100 / 16000, False, True)
+    await floor.offer(settled)
+    await settle()
+    await floor.offer(Utterance("f1", np.zeros(100, dtype=np.float32), 0.0, 0.1, 100 / 16000, True, True))
+    await event.lanes["booth-fr"].offer(utt("b1", 200, final=True))
+    await settle()
+    assert engine.started == [100, 200]  # the booth's final took the second worker
+    engine.release(100)
+    engine.release(200)
+    await event.finish()
+    assert engine.started == [100, 200]  # the floor's final reused the settled decode
+    assert [(c.id, c.kind) for c in event.captions if c.channel == "floor"][-1] == ("f1", "final")
+
+
+async def test_a_failing_decode_ends_the_scheduler_with_its_error():
+    class Broken(GatedEngine):
+        async def decode(self, samples, *, final, context=None) -> Decoded:
+            raise RuntimeError("model exploded")
+
+    event = Event(Broken())  # type: ignore[arg-type]
+    await event.lanes["floor"].offer(utt("f1", 100, final=True))
+    try:
+        await asyncio.wait_for(event.task, 5)
+    except RuntimeError as error:
+        assert "model exploded" in str(error)
+    else:
+        raise AssertionError("the scheduler swallowed the failure")
+
+
+async def test_one_worker_is_kept_for_finals_while_partials_wait():
+    engine = GatedEngine()
+    event = Event(engine)  # type: ignore[arg-type]
+    await event.lanes["floor"].offer(utt("f1", 100))
+    await event.lanes["booth-fr"].offer(utt("b1", 200))
+    await settle()
+    assert engine.started == [100]  # the booth's partial waits: the other worker is for finals
+    await event.lanes["booth-es"].offer(utt("e1", 300, final=True))
+    await settle()
+    assert engine.started == [100, 300]  # the final starts at once
+    for n in (100, 200, 300):
+        engine.release(n)
+    await event.finish()
+    assert engine.started == [100, 300]  # b1's partial was dropped for the waiting final

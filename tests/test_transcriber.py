@@ -50,7 +50,7 @@ async def test_a_settled_decode_is_reused_as_the_final():
 
     async def feed(t):
         await t.offer(utt("u1", 1600, settled=True))
-        await asyncio.sleep(0)
+        await asyncio.sleep(0.01)  # the settled snapshot is decoded
         await t.offer(utt("u1", 1600, final=True, settled=True))
 
     captions = await run(engine, feed)
@@ -63,7 +63,7 @@ async def test_a_final_with_other_audio_is_decoded_again():
 
     async def feed(t):
         await t.offer(utt("u1", 1600, settled=True))
-        await asyncio.sleep(0)
+        await asyncio.sleep(0.01)
         await t.offer(utt("u1", 3200, final=True))
 
     captions = await run(engine, feed)
