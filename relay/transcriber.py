@@ -7,13 +7,16 @@ and partials only when no final waits; a booth's partial is dropped as soon as a
 waiting (the floor's is merely deferred). Finals are never dropped, and because only the
 newest partial of a channel is kept, the delay cannot drift when decoding falls behind.
 
+A settled snapshot (speech paused: most likely the final's very audio, decoded at final
+quality ahead of it) is scheduled right after the finals and is never thinned.
+
 Up to `engine.workers` decodes run at once, of which at most `workers - 1` partials (so a
-final never waits for partials to finish), of different lanes, except that a lane's final
-may start while that lane's partial is still being decoded (the partial is then never shown
-after it). A lane never has two finals in flight (its captions stay in order and each final
-is decoded with the text before it as context), and its partials wait while its final is
-decoded. A final whose audio is that of the lane's settled snapshot waits for that decode
-instead of decoding again, without holding a worker.
+final never waits for partials to finish), of different lanes, except that a lane's final or
+settled snapshot may start while that lane's partial is still being decoded (the partial is
+then never shown after the final). A lane never has two finals in flight (its captions stay in
+order and each final is decoded with the text before it as context), and nothing else of it
+starts while its final is decoded. A final whose audio is that of the lane's settled snapshot
+waits for that decode instead of decoding again, without holding a worker.
 """
 
 from __future__ import annotations
@@ -97,11 +100,8 @@ class DecodeScheduler:
 
     def _start(self, lane: Transcriber, utt: Utterance, uses_worker: bool) -> None:
         self._busy += uses_worker
-        self._previews += not utt.final
-        if utt.final:
-            lane.final_in_flight = True
-        else:
-            lane.partial_in_flight = True
+        self._previews += _is_preview(utt)
+        lane.mark_in_flight(utt, True)
         job = asyncio.create_task(self._decode(lane, utt, uses_worker))
         self._jobs.add(job)
 
@@ -116,42 +116,49 @@ class DecodeScheduler:
                 self._failure = error
         finally:
             self._busy -= uses_worker
-            self._previews -= not utt.final
-            if utt.final:
-                lane.final_in_flight = False
-            else:
-                lane.partial_in_flight = False
+            self._previews -= _is_preview(utt)
+            lane.mark_in_flight(utt, False)
             self._jobs.discard(asyncio.current_task())  # type: ignore[arg-type]
             lane.check_drained()
             self._wake.set()
 
     def _next(self) -> tuple[Transcriber, Utterance, bool] | None:
-        """Floor finals, then other finals oldest first, then partials (floor first)."""
-        if any(lane.finals for lane in self._lanes):
+        """Finals (the floor's first, then the oldest), settled snapshots, then partials."""
+        finals_wait = any(lane.finals for lane in self._lanes)
+        if finals_wait:
             for lane in self._lanes:
-                if not lane.is_floor and lane.latest is not None:
+                if not lane.is_floor and lane.latest is not None and not lane.latest[1].settled:
                     lane.latest = None
                     self.partials_dropped += 1
                     lane.check_drained()
-            ready = [lane for lane in self._lanes if lane.finals and not lane.final_in_flight]
-            free = self._busy < self.workers
-            ready = [lane for lane in ready if free or lane.awaits_settled_decode()]
-            if not ready:
-                return None  # no partial while a final waits
+        free = self._busy < self.workers
+        ready = [lane for lane in self._lanes if lane.finals and not lane.final_in_flight
+                 and (free or lane.awaits_settled_decode())]
+        if ready:
             lane = min(ready, key=lambda ln: (not ln.is_floor, ln.finals[0][0]))
             uses_worker = not lane.awaits_settled_decode()
             return lane, lane.pop_final(), uses_worker
-        if self._busy >= self.workers or self._previews >= max(1, self.workers - 1):
-            return None  # with two workers or more, one is always free for the next final
-        partials = [
-            (lane, lane.latest) for lane in self._lanes
-            if lane.latest is not None and not lane.final_in_flight and not lane.partial_in_flight
-        ]
-        if not partials:
-            return None
-        lane, (_, latest) = min(partials, key=lambda job: (not job[0].is_floor, job[1][0]))
+        # A settled snapshot is most likely the final's very audio: decoded like a final.
+        settled = [lane for lane in self._lanes if lane.latest is not None and lane.latest[1].settled]
+        ready = [lane for lane in settled if not lane.final_in_flight and not lane.settled_in_flight]
+        if ready and free:
+            return self._take_latest(ready)
+        if finals_wait or settled or not free or self._previews >= max(1, self.workers - 1):
+            return None  # no partial while final work waits; with 2+ workers one is kept for finals
+        ready = [lane for lane in self._lanes if lane.latest is not None and not lane.in_flight]
+        return self._take_latest(ready) if ready else None
+
+    @staticmethod
+    def _take_latest(lanes: list[Transcriber]) -> tuple[Transcriber, Utterance, bool]:
+        lane = min(lanes, key=lambda ln: (not ln.is_floor, ln.latest[0]))  # type: ignore[index]
+        _, utt = lane.latest  # type: ignore[misc]
         lane.latest = None
-        return lane, latest, True
+        return lane, utt, True
+
+
+def _is_preview(utt: Utterance) -> bool:
+    """A partial shown while speech goes on (not a final, not a settled snapshot)."""
+    return not utt.final and not utt.settled
 
 
 class Transcriber:
@@ -195,6 +202,7 @@ class Transcriber:
         self._settled: tuple[tuple[str, int], Decoded] | None = None
         self._settling: tuple[tuple[str, int], asyncio.Future[Decoded]] | None = None
         self.final_in_flight = False
+        self.settled_in_flight = False
         self.partial_in_flight = False
         self._finished: deque[str] = deque(maxlen=_FINISHED_IDS_KEPT)
         self._partial_sent: set[str] = set()
@@ -238,13 +246,24 @@ class Transcriber:
             self._room.set()
         return utt
 
+    @property
+    def in_flight(self) -> bool:
+        return self.final_in_flight or self.settled_in_flight or self.partial_in_flight
+
+    def mark_in_flight(self, utt: Utterance, flying: bool) -> None:
+        if utt.final:
+            self.final_in_flight = flying
+        elif utt.settled:
+            self.settled_in_flight = flying
+        else:
+            self.partial_in_flight = flying
+
     def awaits_settled_decode(self) -> bool:
         """Whether the next final is the audio of the settled snapshot being decoded now."""
         return self._settling is not None and bool(self.finals) and self._settling[0] == self.finals[0][1].key
 
     def check_drained(self) -> None:
-        if self._closed and not self.finals and self.latest is None and not self.final_in_flight \
-                and not self.partial_in_flight:
+        if self._closed and not self.finals and self.latest is None and not self.in_flight:
             self._drained.set()
             self._scheduler.wake()
 

@@ -255,3 +255,41 @@ async def test_one_worker_is_kept_for_finals_while_partials_wait():
         engine.release(n)
     await event.finish()
     assert engine.started == [100, 300]  # b1's partial was dropped for the waiting final
+
+
+def settled(uid: str, n: int) -> Utterance:
+    return Utterance(uid, np.zeros(n, dtype=np.float32), 0.0, 0.1, n / 16000, False, True)
+
+
+async def test_a_settled_snapshot_goes_before_partials_and_is_never_thinned():
+    engine = GatedEngine()
+    event = Event(engine)  # type: ignore[arg-type]
+    await event.lanes["floor"].offer(utt("f1", 100, final=True))
+    await event.lanes["booth-es"].offer(utt("e1", 200, final=True))
+    await settle()
+    await event.lanes["floor"].offer(utt("f2", 300))
+    await event.lanes["booth-fr"].offer(settled("b1", 400))  # a booth's: kept while finals run
+    await event.lanes["floor"].offer(utt("f0", 500, final=True))
+    engine.release(100)
+    await settle()
+    assert engine.started == [100, 200, 500]  # the final first
+    engine.release(500)
+    await settle()
+    assert engine.started == [100, 200, 500, 400]  # then the settled snapshot, before f2's partial
+    for n in (200, 300, 400):
+        engine.release(n)
+    await event.finish()
+    assert engine.started == [100, 200, 500, 400, 300]
+
+
+async def test_a_settled_snapshot_starts_beside_its_channels_partial_on_the_kept_worker():
+    engine = GatedEngine()
+    event = Event(engine)  # type: ignore[arg-type]
+    await event.lanes["floor"].offer(utt("f1", 100))
+    await settle()
+    await event.lanes["floor"].offer(settled("f1", 200))
+    await settle()
+    assert engine.started == [100, 200]
+    engine.release(200)
+    engine.release(100)
+    await event.finish()
