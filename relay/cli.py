@@ -114,6 +114,9 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--language", default="auto", help="auto (detect per utterance), en, fr, es...")
     parser.add_argument("--model", default="base", help="base, tiny.en, or a faster-whisper model directory")
     parser.add_argument("--beam-size", type=int, default=5, help="beam width of final decodes")
+    parser.add_argument("--decode-workers", type=_positive_int, default=None, metavar="N",
+                        help="Whisper decodes run side by side (default: one per core, at most 4; each "
+                             "holds a copy of the model)")
     parser.add_argument("--stall-timeout", type=float, default=10.0, help="seconds without data before reconnecting")
     parser.add_argument("--no-translate", action="store_true", help="captions in the spoken language only")
     parser.add_argument("--booth", action="append", type=parse_booth, default=[], metavar="LANG=SOURCE",

@@ -84,7 +84,8 @@ def load_engine(args: argparse.Namespace) -> WhisperEngine:
     """Resolve and load the Whisper model, then warm it up."""
     language = None if args.language == "auto" else args.language
     engine = WhisperEngine(
-        resolve_model(args.model), DecodeSettings(language=language, final_beam_size=args.beam_size)
+        resolve_model(args.model),
+        DecodeSettings(language=language, final_beam_size=args.beam_size, workers=args.decode_workers or 0),
     )
     if language and not engine.multilingual and language != "en":
         raise ModelError(f"model {args.model!r} is English-only; it cannot transcribe {language!r}")

@@ -24,6 +24,7 @@ _LOGGER = logging.getLogger(__name__)
 
 _MAX_DECODER_TOKENS = 448  # Whisper's text context
 _MAX_PROMPT_TOKENS = 96
+_MAX_DEFAULT_WORKERS = 4  # an event has four channels; more copies of a big model cost memory
 _SILENT_RMS = 1e-4  # -80 dBFS: a muted feed; Whisper would invent text for it
 
 
@@ -44,11 +45,11 @@ class DecodeSettings:
     final_beam_size: int = 5
     partial_beam_size: int = 1
     compute_type: str = "int8"
-    # Decodes run side by side, each on one thread: on 2 cores, one decode on one thread is as
-    # fast as on two (the model's matrices are too small to share well), and two side by side
-    # double the throughput (docs/benchmarks.md, "Decode workers").
-    workers: int = 0  # 0: one per core
-    cpu_threads: int = 1  # threads of one decode
+    # Decodes run side by side: on 2 cores, one decode on one thread is as fast as on two (base's
+    # matrices are too small to share well) and two side by side double the throughput
+    # (docs/benchmarks.md, "Decode workers"). Each worker holds a copy of the model.
+    workers: int = 0  # 0: one per core, at most _MAX_DEFAULT_WORKERS
+    cpu_threads: int = 0  # threads of one decode; 0: the cores shared out among the workers
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
@@ -75,13 +76,16 @@ class WhisperEngine:
 
     def __init__(self, model_dir: Path, settings: DecodeSettings) -> None:
         self.settings = settings
-        self.workers = settings.workers or os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+        self.workers = settings.workers or min(cores, _MAX_DEFAULT_WORKERS)
+        threads = settings.cpu_threads or max(1, cores // self.workers)
         started = time.monotonic()
         self._model = WhisperModel(
             str(model_dir), device="cpu", compute_type=settings.compute_type,
-            cpu_threads=settings.cpu_threads, num_workers=self.workers,
+            cpu_threads=threads, num_workers=self.workers,
         )
-        _LOGGER.info("Loaded Whisper model %s in %.1f s", model_dir, time.monotonic() - started)
+        _LOGGER.info("Loaded Whisper model %s in %.1f s (%d decode workers, %d threads each)",
+                     model_dir, time.monotonic() - started, self.workers, threads)
         self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="whisper")
         self._tokenizers: dict[str, Tokenizer] = {}
 
