@@ -102,6 +102,8 @@ class DecodeScheduler:
         self._busy += uses_worker
         self._previews += _is_preview(utt)
         lane.mark_in_flight(utt, True)
+        if utt.settled and not utt.final:
+            lane.begin_settled_decode(utt)  # at once: a final arriving next can wait for it
         job = asyncio.create_task(self._decode(lane, utt, uses_worker))
         self._jobs.add(job)
 
@@ -202,6 +204,7 @@ class Transcriber:
         self._settled: tuple[tuple[str, int], Decoded] | None = None
         self._settling: tuple[tuple[str, int], asyncio.Future[Decoded]] | None = None
         self.final_in_flight = False
+        self._final_id_in_flight: str | None = None
         self.settled_in_flight = False
         self.partial_in_flight = False
         self._finished: deque[str] = deque(maxlen=_FINISHED_IDS_KEPT)
@@ -253,6 +256,7 @@ class Transcriber:
     def mark_in_flight(self, utt: Utterance, flying: bool) -> None:
         if utt.final:
             self.final_in_flight = flying
+            self._final_id_in_flight = utt.id if flying else None
         elif utt.settled:
             self.settled_in_flight = flying
         else:
@@ -297,21 +301,32 @@ class Transcriber:
         cached = self._settled
         return cached[1] if cached is not None and cached[0] == utt.key else None
 
+    def begin_settled_decode(self, utt: Utterance) -> None:
+        """Start decoding a settled snapshot now (at final quality), unless its final went first."""
+        if not self._superseded(utt):
+            self._settling = (utt.key, asyncio.ensure_future(self._decode(utt, final=True)))
+
+    def _superseded(self, utt: Utterance) -> bool:
+        """Whether the final of this snapshot's utterance is done, being decoded or waiting."""
+        return utt.id in self._finished or utt.id == self._final_id_in_flight \
+            or any(f.id == utt.id for _, f in self.finals)
+
     async def preview(self, utt: Utterance) -> None:
         """Decode a partial snapshot and publish it unless its final went first."""
-        if utt.id in self._finished or any(f.id == utt.id for _, f in self.finals):
-            return
-        if utt.settled:
-            decoding = asyncio.ensure_future(self._decode(utt, final=True))
-            self._settling = (utt.key, decoding)
+        settling = self._settling
+        if utt.settled and settling is not None and settling[0] == utt.key:
             try:
-                decoded = await asyncio.shield(decoding)
+                decoded = await asyncio.shield(settling[1])
             finally:
-                if self._settling is not None and self._settling[1] is decoding:
+                if self._settling is settling:
                     self._settling = None
             self._settled = (utt.key, decoded)
+        elif self._superseded(utt):
+            return
         else:
-            decoded = await self._decode(utt, final=False)
+            decoded = await self._decode(utt, final=utt.settled)
+            if utt.settled:
+                self._settled = (utt.key, decoded)
         if decoded.text and utt.id not in self._finished:
             self._partial_sent.add(utt.id)
             await self._sink(self._caption("partial", utt, decoded))

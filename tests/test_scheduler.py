@@ -293,3 +293,17 @@ async def test_a_settled_snapshot_starts_beside_its_channels_partial_on_the_kept
     engine.release(200)
     engine.release(100)
     await event.finish()
+
+
+async def test_a_final_arriving_right_after_its_settled_snapshot_was_picked_waits_for_it():
+    engine = GatedEngine()
+    event = Event(engine)  # type: ignore[arg-type]
+    floor = event.lanes["floor"]
+    await floor.offer(settled("f1", 100))
+    await asyncio.sleep(0)  # the scheduler picks the settled snapshot; its task has not run yet
+    await floor.offer(Utterance("f1", np.zeros(100, dtype=np.float32), 0.0, 0.1, 100 / 16000, True, True))
+    await settle()
+    engine.release(100)
+    await event.finish()
+    assert engine.started == [100]  # decoded once, for both
+    assert [(c.id, c.kind) for c in event.captions][-1] == ("f1", "final")
