@@ -86,6 +86,8 @@ class DecodeScheduler:
             while True:
                 self._wake.clear()
                 if self._failure is not None:
+                    for lane in self._lanes:
+                        lane.fail(self._failure)
                     raise self._failure
                 while (job := self._next()) is not None:
                     self._start(*job)
@@ -99,26 +101,35 @@ class DecodeScheduler:
                 job.cancel()
 
     def _start(self, lane: Transcriber, utt: Utterance, uses_worker: bool) -> None:
-        self._busy += uses_worker
-        self._previews += _is_preview(utt)
+        slot = _Slot(self, uses_worker, _is_preview(utt))
         lane.mark_in_flight(utt, True)
         if utt.settled and not utt.final:
-            lane.begin_settled_decode(utt)  # at once: a final arriving next can wait for it
-        job = asyncio.create_task(self._decode(lane, utt, uses_worker))
+            lane.begin_settled_decode(utt, slot)  # at once: a final arriving next can wait for it
+        job = asyncio.create_task(self._decode(lane, utt, slot))
         self._jobs.add(job)
 
-    async def _decode(self, lane: Transcriber, utt: Utterance, uses_worker: bool) -> None:
+    def _occupy(self, slot: _Slot) -> None:
+        self._busy += slot.uses_worker
+        self._previews += slot.preview
+
+    def _release(self, slot: _Slot) -> None:
+        self._busy -= slot.uses_worker
+        self._previews -= slot.preview
+        self._wake.set()
+
+    async def _decode(self, lane: Transcriber, utt: Utterance, slot: _Slot) -> None:
         try:
             if utt.final:
-                await lane.commit(utt)
+                await lane.commit(utt, slot)
             else:
-                await lane.preview(utt)
+                await lane.preview(utt, slot)
+        except asyncio.CancelledError:
+            raise
         except BaseException as error:  # ends run(): every stage stops if one fails
-            if self._failure is None and not isinstance(error, asyncio.CancelledError):
+            if self._failure is None:
                 self._failure = error
         finally:
-            self._busy -= uses_worker
-            self._previews -= _is_preview(utt)
+            slot.release()
             lane.mark_in_flight(utt, False)
             self._jobs.discard(asyncio.current_task())  # type: ignore[arg-type]
             lane.check_drained()
@@ -126,7 +137,9 @@ class DecodeScheduler:
 
     def _next(self) -> tuple[Transcriber, Utterance, bool] | None:
         """Finals (the floor's first, then the oldest), settled snapshots, then partials."""
-        finals_wait = any(lane.finals for lane in self._lanes)
+        # Final work that can start now (a lane's second final waits for its first: meanwhile
+        # the other workers may decode partials).
+        finals_wait = any(lane.finals and not lane.final_in_flight for lane in self._lanes)
         if finals_wait:
             for lane in self._lanes:
                 if not lane.is_floor and lane.latest is not None and not lane.latest[1].settled:
@@ -145,7 +158,7 @@ class DecodeScheduler:
         ready = [lane for lane in settled if not lane.final_in_flight and not lane.settled_in_flight]
         if ready and free:
             return self._take_latest(ready)
-        if finals_wait or settled or not free or self._previews >= max(1, self.workers - 1):
+        if finals_wait or ready or not free or self._previews >= max(1, self.workers - 1):
             return None  # no partial while final work waits; with 2+ workers one is kept for finals
         ready = [lane for lane in self._lanes if lane.latest is not None and not lane.in_flight]
         return self._take_latest(ready) if ready else None
@@ -156,6 +169,25 @@ class DecodeScheduler:
         _, utt = lane.latest  # type: ignore[misc]
         lane.latest = None
         return lane, utt, True
+
+
+class _Slot:
+    """One decode's claim on a worker: taken when scheduled, given back once the model is done
+    with it (before its caption is published), at most once."""
+
+    __slots__ = ("_scheduler", "uses_worker", "preview", "_held")
+
+    def __init__(self, scheduler: DecodeScheduler, uses_worker: bool, preview: bool) -> None:
+        self._scheduler = scheduler
+        self.uses_worker = uses_worker
+        self.preview = preview
+        self._held = True
+        scheduler._occupy(self)
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._scheduler._release(self)
 
 
 def _is_preview(utt: Utterance) -> bool:
@@ -211,6 +243,10 @@ class Transcriber:
         self._partial_sent: set[str] = set()
         self._context = Context(lang=languages[0] if languages and len(languages) == 1 else None, only=languages)
         self._closed = False
+        self._failure: BaseException | None = None
+        # A lane's final and its partial may be decoded side by side; their captions go out one
+        # at a time, in turn (a partial waiting here behind its final is then not sent).
+        self._publishing = asyncio.Lock()
         self._scheduler.attach(self)
 
     @property
@@ -236,17 +272,27 @@ class Transcriber:
         self._scheduler.wake()
 
     async def run(self) -> None:
-        """Until closed and drained (decoding on a worker of its own unless shared)."""
+        """Until closed and drained (decoding on a worker of its own unless shared); raises
+        what made the shared scheduler fail."""
         if self._own:
             await self._scheduler.run(until=lambda: self.drained)
         else:
             await self._drained.wait()
+        if self._failure is not None:
+            raise self._failure
+
+    def fail(self, error: BaseException) -> None:
+        """The scheduler failed: run() raises `error` instead of waiting forever."""
+        self._failure = error
+        self._drained.set()
 
     def pop_final(self) -> Utterance:
         """The next final, for the scheduler."""
         utt = self.finals.popleft()[1]
         if len(self.finals) < self._max_pending:
             self._room.set()
+        if self.latest is not None and self.latest[1].id == utt.id:
+            self.latest = None  # a snapshot of this utterance: its final is here
         return utt
 
     @property
@@ -271,13 +317,13 @@ class Transcriber:
             self._drained.set()
             self._scheduler.wake()
 
-    async def commit(self, utt: Utterance) -> None:
+    async def commit(self, utt: Utterance, slot: _Slot | None = None) -> None:
         """Decode (or reuse the settled decode of) a final and publish it."""
         decoded = await self._settled_decode(utt)
         if decoded is not None:
             _LOGGER.debug("Final %s reuses its settled decode", utt.id)
         else:
-            decoded = await self._decode(utt, final=True)
+            decoded = await self._decode(utt, final=True, slot=slot)
         self._settled = None
         self._finished.append(utt.id)
         had_partial = utt.id in self._partial_sent
@@ -285,7 +331,8 @@ class Transcriber:
         if decoded.text:
             self._context = Context(decoded.lang, decoded.text, self._languages)
         if decoded.text or had_partial:  # an empty final retracts a partial shown for noise
-            await self._sink(self._caption("final", utt, decoded))
+            async with self._publishing:
+                await self._sink(self._caption("final", utt, decoded))
         elif self._on_empty is not None:
             self._on_empty(utt)
         self.check_drained()
@@ -301,17 +348,17 @@ class Transcriber:
         cached = self._settled
         return cached[1] if cached is not None and cached[0] == utt.key else None
 
-    def begin_settled_decode(self, utt: Utterance) -> None:
+    def begin_settled_decode(self, utt: Utterance, slot: _Slot | None = None) -> None:
         """Start decoding a settled snapshot now (at final quality), unless its final went first."""
         if not self._superseded(utt):
-            self._settling = (utt.key, asyncio.ensure_future(self._decode(utt, final=True)))
+            self._settling = (utt.key, asyncio.ensure_future(self._decode(utt, final=True, slot=slot)))
 
     def _superseded(self, utt: Utterance) -> bool:
         """Whether the final of this snapshot's utterance is done, being decoded or waiting."""
         return utt.id in self._finished or utt.id == self._final_id_in_flight \
             or any(f.id == utt.id for _, f in self.finals)
 
-    async def preview(self, utt: Utterance) -> None:
+    async def preview(self, utt: Utterance, slot: _Slot | None = None) -> None:
         """Decode a partial snapshot and publish it unless its final went first."""
         settling = self._settling
         if utt.settled and settling is not None and settling[0] == utt.key:
@@ -324,15 +371,22 @@ class Transcriber:
         elif self._superseded(utt):
             return
         else:
-            decoded = await self._decode(utt, final=utt.settled)
+            decoded = await self._decode(utt, final=utt.settled, slot=slot)
             if utt.settled:
                 self._settled = (utt.key, decoded)
-        if decoded.text and utt.id not in self._finished:
-            self._partial_sent.add(utt.id)
-            await self._sink(self._caption("partial", utt, decoded))
+        if not decoded.text:
+            return
+        async with self._publishing:
+            if utt.id not in self._finished:
+                self._partial_sent.add(utt.id)
+                await self._sink(self._caption("partial", utt, decoded))
 
-    async def _decode(self, utt: Utterance, *, final: bool) -> Decoded:
-        decoded = await self._engine.decode(utt.samples, final=final, context=self._context)
+    async def _decode(self, utt: Utterance, *, final: bool, slot: _Slot | None = None) -> Decoded:
+        try:
+            decoded = await self._engine.decode(utt.samples, final=final, context=self._context)
+        finally:
+            if slot is not None:
+                slot.release()  # the worker is free while the caption is published
         if self._observer is not None:
             self._observer.decoded(decoded, final)
         _LOGGER.debug(

@@ -76,7 +76,7 @@ class WhisperEngine:
 
     def __init__(self, model_dir: Path, settings: DecodeSettings) -> None:
         self.settings = settings
-        cores = os.cpu_count() or 1
+        cores = len(os.sched_getaffinity(0)) or 1  # the cores this process may run on
         self.workers = settings.workers or min(cores, _MAX_DEFAULT_WORKERS)
         threads = settings.cpu_threads or max(1, cores // self.workers)
         started = time.monotonic()
@@ -103,8 +103,12 @@ class WhisperEngine:
         )
 
     def warm_up(self) -> None:
-        """Run one throwaway decode: the first call pays one-off allocation costs."""
-        self.decode_blocking(np.zeros(SAMPLE_RATE_HZ, dtype=np.float32), final=False)
+        """One throwaway decode per worker, side by side: each model replica's first call pays
+        one-off allocation costs. (Quiet noise: digital silence is never decoded at all.)"""
+        noise = np.random.default_rng(0).standard_normal(SAMPLE_RATE_HZ).astype(np.float32) * 0.01
+        jobs = [self._executor.submit(self.decode_blocking, noise, False) for _ in range(self.workers)]
+        for job in jobs:
+            job.result()
 
     def close(self) -> None:
         """Stop the workers after the decodes in progress, if any."""

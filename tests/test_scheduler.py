@@ -307,3 +307,61 @@ async def test_a_final_arriving_right_after_its_settled_snapshot_was_picked_wait
     await event.finish()
     assert engine.started == [100]  # decoded once, for both
     assert [(c.id, c.kind) for c in event.captions][-1] == ("f1", "final")
+
+
+async def test_other_channels_partials_use_the_worker_a_channels_second_final_cannot():
+    engine = GatedEngine()
+    event = Event(engine)  # type: ignore[arg-type]
+    floor = event.lanes["floor"]
+    await floor.offer(utt("f1", 100, final=True))
+    await floor.offer(utt("f2", 200, final=True))  # waits for f1: its lane's finals go in order
+    await settle()
+    await event.lanes["booth-fr"].offer(utt("b1", 300))
+    await settle()
+    assert engine.started == [100, 300]  # the idle worker takes the booth's partial
+    for n in (100, 200, 300):
+        engine.release(n)
+    await event.finish()
+    assert [c.id for c in event.captions if c.kind == "final"] == ["f1", "f2"]
+
+
+async def test_a_failed_decode_ends_every_channels_run_with_the_error():
+    class Broken(GatedEngine):
+        async def decode(self, samples, *, final, context=None) -> Decoded:
+            raise RuntimeError("model exploded")
+
+    event = Event(Broken())  # type: ignore[arg-type]
+    await event.lanes["floor"].offer(utt("f1", 100, final=True))
+    for lane in event.lanes.values():
+        try:
+            await asyncio.wait_for(lane.run(), 5)
+        except RuntimeError as error:
+            assert "model exploded" in str(error)
+        else:
+            raise AssertionError("a lane's run() returned as if drained")
+
+
+async def test_the_worker_is_free_while_a_caption_waits_to_be_published():
+    engine = GatedEngine()
+    event = Event(engine)  # type: ignore[arg-type]
+    held = asyncio.Event()
+
+    async def slow_sink(caption: Caption) -> None:
+        if caption.channel == "floor":
+            await held.wait()  # e.g. the caption stage's queue is full
+        event.captions.append(caption)
+
+    event.lanes["floor"]._sink = slow_sink  # type: ignore[method-assign]
+    event.lanes["booth-fr"]._sink = slow_sink  # type: ignore[method-assign]
+    event.lanes["booth-es"]._sink = slow_sink  # type: ignore[method-assign]
+    await event.lanes["floor"].offer(utt("f1", 100, final=True))
+    await event.lanes["booth-fr"].offer(utt("b1", 200, final=True))
+    engine.release(100)
+    engine.release(200)
+    await settle()
+    await event.lanes["booth-es"].offer(utt("e1", 300, final=True))
+    await settle()
+    assert engine.started == [100, 200, 300]  # f1's worker came back before f1 was published
+    engine.release(300)
+    held.set()
+    await event.finish()
