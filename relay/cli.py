@@ -1,5 +1,5 @@
-"""Command line: `relay transcribe`, `serve`, `start`/`status`/`stop`/`restart`/`export`, `watch`, `translate`,
-`models`, `probe`."""
+"""Command line: `relay transcribe`, `serve`, `start`/`status`/`stop`/`restart`/`export`, `edge`, `watch`,
+`translate`, `models`, `probe`."""
 
 from __future__ import annotations
 
@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_log_options(start)
     start.add_argument("--ready-timeout", type=float, default=120.0, help="seconds to wait for readiness")
     start.set_defaults(handler=cmd_start)
+
+    edge = commands.add_parser("edge", help="serve viewers an event published to Redis by `relay serve --redis`")
+    edge.add_argument("--redis", type=_redis_url, required=True, metavar="URL", help="e.g. redis://host:6379/0")
+    edge.add_argument("--event", type=_event_name, default="main", help="the event's name on Redis (default main)")
+    add_viewer_server_options(edge)
+    edge.set_defaults(handler=cmd_edge)
 
     for name, handler, text in (
         ("status", cmd_status, "is the relay of this data directory running, and how is it doing"),
@@ -130,13 +136,21 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
 def add_server_options(parser: argparse.ArgumentParser) -> None:
     """Options of `serve` and `start`."""
     add_pipeline_options(parser)
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: all)")
-    parser.add_argument("--port", type=int, default=8080, help="port for the viewer page and /ws (0: any free)")
+    add_viewer_server_options(parser)
     parser.add_argument("--data", type=Path, default=None, help="data directory: transcript, log, pid (default: per-user)")
     parser.add_argument("--new-event", action="store_true", help="set the data directory's transcript aside and start afresh")
     parser.add_argument("--operator-token-file", type=Path, default=None,
                         help="file holding the /api/ token (default: $RELAY_OPERATOR_TOKEN or DATA/operator.token)")
     parser.add_argument("--viewer-token-file", type=Path, default=None, help="make the event private: viewers need this key")
+    parser.add_argument("--redis", type=_redis_url, default=None, metavar="URL",
+                        help="also publish the captions to Redis Streams for `relay edge` servers, e.g. redis://host:6379/0")
+    parser.add_argument("--event", type=_event_name, default="main", help="the event's name on Redis (default main)")
+
+
+def add_viewer_server_options(parser: argparse.ArgumentParser) -> None:
+    """Where viewers connect, and the limits on them: `serve`, `start` and `edge`."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: all)")
+    parser.add_argument("--port", type=int, default=8080, help="port for the viewer page and /ws (0: any free)")
     parser.add_argument("--max-viewers", type=_positive_int, default=10_000,
                         help="viewer connections in all (default 10000)")
     parser.add_argument("--max-viewers-per-address", type=_count, default=200,
@@ -145,6 +159,18 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
                         help="behind a reverse proxy: count viewers by the address it appends to X-Forwarded-For")
     parser.add_argument("--frame-ancestors", type=_frame_ancestors, default="'none'",
                         help="who may embed the viewer page in a frame, e.g. https://obs.example.org (default 'none')")
+
+
+def _redis_url(text: str) -> str:
+    if not text.startswith(("redis://", "rediss://", "unix://")):
+        raise argparse.ArgumentTypeError(f"not a Redis URL (redis://HOST:PORT/DB): {redact_url(text)[:80]!r}")
+    return text
+
+
+def _event_name(text: str) -> str:
+    if not text or len(text) > 64 or not all(c.isalnum() or c in "-_." for c in text):
+        raise argparse.ArgumentTypeError("an event name is 1-64 letters, digits, '-', '_' or '.'")
+    return text
 
 
 def _count(text: str) -> int:
@@ -172,6 +198,12 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     check_channel_sources(args)
     sink = JsonlWriter(sys.stdout) if args.jsonl else TextWriter(sys.stdout, sys.stdout.isatty())
     return asyncio.run(runner.transcribe(args, sink))
+
+
+def cmd_edge(args: argparse.Namespace) -> int:
+    from relay.edge import run_edge
+
+    return asyncio.run(run_edge(args))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

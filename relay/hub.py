@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from .messages import Caption, SourceState
@@ -98,11 +98,17 @@ class CaptionHub:
         self._states = {name: SourceState.CONNECTING.value for name in self.channels}
         self._ended: str | None = None
         self.dropped = 0  # viewers dropped as too slow since start, for /metrics
+        self.taps: list[Callable[[Frame], None]] = []  # told of every frame delivered (e.g. Redis)
 
     @property
     def store_reads(self) -> int:
         """Replays that had to read the durable backlog (the rest came from memory)."""
         return self._replay.store_reads
+
+    @property
+    def states(self) -> dict[str, str]:
+        """Each channel's source state as viewers were last told."""
+        return dict(self._states)
 
     @property
     def seq(self) -> int:
@@ -163,8 +169,17 @@ class CaptionHub:
         _LOGGER.info("Session ended after final %d: %s", self._seq, reason)
         self.deliver(encode_end(self.channel, reason, self._seq))
 
+    def deliver_final(self, frame: Frame) -> None:
+        """An edge's hub: a final numbered elsewhere (the relay's), delivered once and in order."""
+        if frame.seq is None or frame.seq <= self._seq:
+            return  # already delivered
+        self._seq = frame.seq
+        self.deliver(frame)
+
     def deliver(self, frame: Frame) -> None:
         """Offer an encoded frame to every viewer; drop those whose buffer is full."""
+        for tap in self.taps:
+            tap(frame)
         if frame.final and frame.seq is not None:
             self._ring.append(frame)
         refused = [viewer for viewer in self._live if not viewer.send(frame)]

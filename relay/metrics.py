@@ -38,13 +38,35 @@ class _CountersReadAtScrape(Collector):
             yield CounterMetricFamily(name, help_text, value=read())
 
 
-class Metrics:
-    """One relay's metrics. A registry per instance: several relays in one process never collide."""
+class ScrapedMetrics:
+    """A registry of its own (several servers in one process never collide), the process's own
+    metrics, and values read from live objects when scraped."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         for collector in (ProcessCollector, PlatformCollector, GCCollector):
             collector(registry=self.registry)
+        self._read_counters = _CountersReadAtScrape()
+        self.registry.register(self._read_counters)
+
+    def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
+        """Register a value read at scrape time (viewers, lag...)."""
+        Gauge(name, help_text, registry=self.registry).set_function(read)
+
+    def counter(self, name: str, help_text: str, read: Callable[[], float]) -> None:
+        """Register a count kept elsewhere, read at scrape time; `name` without `_total`."""
+        self._read_counters.add(name, help_text, read)
+
+    def render(self) -> str:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry).decode()
+
+
+class Metrics(ScrapedMetrics):
+    """One relay's metrics: captions, decoding, translation and each channel's source."""
+
+    def __init__(self) -> None:
+        super().__init__()
         self.caption_delay = Histogram(
             "relay_caption_delay_seconds", "Final caption published after the speaker stopped.",
             buckets=DELAY_BUCKETS_S, registry=self.registry,
@@ -64,8 +86,6 @@ class Metrics:
         self.source_reconnects = Counter(
             "relay_source_reconnects", "Times the source dropped and was reopened.", registry=self.registry
         )
-        self._read_counters = _CountersReadAtScrape()
-        self.registry.register(self._read_counters)
         # Per channel of the event (floor, booth-en...): label `channel`.
         self.channel_delay = Histogram(
             "relay_channel_caption_delay_seconds", "Final caption published after the speaker stopped, per channel.",
@@ -82,18 +102,6 @@ class Metrics:
             "relay_channel_source_up", "1 while the channel's source delivers, else 0.", ["channel"],
             registry=self.registry,
         )  # fmt: skip
-
-    def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
-        """Register a value read at scrape time (viewers, lag...)."""
-        Gauge(name, help_text, registry=self.registry).set_function(read)
-
-    def counter(self, name: str, help_text: str, read: Callable[[], float]) -> None:
-        """Register a count kept elsewhere, read at scrape time; `name` without `_total`."""
-        self._read_counters.add(name, help_text, read)
-
-    def render(self) -> str:
-        """The Prometheus text exposition of every metric."""
-        return generate_latest(self.registry).decode()
 
 
 class ChannelMetrics:

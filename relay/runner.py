@@ -152,13 +152,45 @@ async def serve_relay(args: argparse.Namespace) -> int:
             slots = app[SLOTS_KEY]
             service.metrics.counter("relay_viewers_refused", "Viewer connections refused by the limits.", lambda: slots.refused)
             add_transcript_routes(app, transcript_path(rundir.path))
-            async with serve(app, args.host, args.port) as url:
+            async with serve(app, args.host, args.port) as url, publishing(args, service):
                 await _run_service(service, engine, translator, rundir, url, args)
     finally:
         if service is not None:
             service.close()
         rundir.release()
     return 0
+
+
+@contextlib.asynccontextmanager
+async def publishing(args: argparse.Namespace, service: RelayService) -> AsyncIterator[None]:
+    """With --redis: copy every frame the hub delivers to the event's Redis stream meanwhile."""
+    if not getattr(args, "redis", None):
+        yield
+        return
+    from redis.asyncio import Redis
+
+    from relay.bus.publisher import RedisPublisher
+    from relay.bus.stream import EventMeta
+
+    hub = service.hub
+    meta = EventMeta(hub.session, list(hub.channels.items()), hub.tracks, hub.languages, hub.label, hub.states)
+    redis = Redis.from_url(args.redis, socket_timeout=5, socket_connect_timeout=5)
+    publisher = RedisPublisher(redis, args.event, meta, service.backlog, args.redis)
+    hub.taps.append(publisher.offer)
+    service.metrics.gauge("relay_redis_up", "1 while captions are published to Redis.", lambda: float(publisher.connected))
+    service.metrics.counter("relay_redis_frames_published", "Frames written to Redis.", lambda: publisher.published)
+    service.metrics.counter("relay_redis_finals_republished", "Finals written again from SQLite after an outage.",
+                            lambda: publisher.republished)
+    task = asyncio.create_task(publisher.run())
+    try:
+        yield
+    finally:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(publisher.drained(), 3.0)  # the end message, if Redis is there
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await redis.aclose()
 
 
 async def _run_service(service: RelayService, engine, translator, rundir: RunDirectory, url: str, args) -> None:

@@ -83,6 +83,11 @@ class RelayService:
         self._last_delay_s: float | None = None
         self._register_gauges()
 
+    @property
+    def backlog(self) -> SqliteBacklog | None:
+        """The durable finals (what a Redis publisher republishes from after an outage)."""
+        return self._backlog
+
     async def open(self) -> None:
         """Open the first source (raises SourceError), before models and server start."""
         self._pipeline = self._new_pipeline(self.settings)

@@ -1,0 +1,165 @@
+"""An edge's side: the event's Redis stream into the edge's own hub, and far resumes read from Redis.
+
+Plain XREAD BLOCK on the one stream (every edge reads everything; no consumer groups). The
+client's socket timeout is longer than BLOCK, and each read is also bounded by a timer: a Redis
+that stalls or goes away is noticed within seconds, and the edge's viewers are told (every
+channel "reconnecting") instead of silently freezing; when Redis answers again the edge reads on
+from the last entry it delivered (nothing missed, nothing twice) and restores the channels'
+states from the event's meta.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from relay.bus.stream import EventMeta, frame_of, frames_key, meta_key, parse_id
+from relay.hub import CaptionHub
+from relay.messages import SourceState
+from relay.protocol import Frame
+
+_LOGGER = logging.getLogger(__name__)
+
+BLOCK_MS = 2000
+_READ_GRACE_S = 3.0  # a read taking BLOCK + this is a stalled Redis
+_COUNT = 500
+_RING = 500  # finals read at start for the edge's memory ring
+
+
+async def read_meta(redis: Redis, event: str) -> EventMeta | None:
+    return EventMeta.from_hash(await redis.hgetall(meta_key(event)))
+
+
+async def recent_finals(redis: Redis, key: str, count: int = _RING) -> tuple[list[Frame], str, Frame | None]:
+    """The latest `count` finals (oldest first), the id of the stream's last entry ("0-0" if
+    empty) and that entry's frame."""
+    finals: list[Frame] = []
+    last_id = "0-0"
+    last: Frame | None = None
+    upper = "+"
+    while len(finals) < count:
+        entries = await redis.xrevrange(key, max=upper, count=_COUNT)
+        if not entries:
+            break
+        if last is None:
+            last_id = entries[0][0].decode()
+            last = frame_of(*entries[0])
+        for entry_id, fields in entries:
+            frame = frame_of(entry_id, fields)
+            if frame.final:
+                finals.append(frame)
+        major, minor = parse_id(entries[-1][0])
+        upper = f"({major}-{minor}"
+    finals.reverse()
+    return finals[-count:], last_id, last
+
+
+class RedisBacklog:
+    """The edge hub's `FinalsBacklog`: recent finals preloaded, older ones read from the stream."""
+
+    def __init__(self, redis: Redis, key: str, recent: list[Frame]) -> None:
+        self._redis = redis
+        self._key = key
+        self._recent = recent
+        self.reads = 0
+
+    def append(self, frame: Frame) -> None:
+        """Finals are kept by the relay (SQLite, then Redis); an edge keeps nothing itself."""
+
+    def latest(self, count: int) -> list[Frame]:
+        return self._recent[-count:]
+
+    async def finals_since(self, seq: int, limit: int | None = None) -> list[Frame]:
+        """Finals after `seq`, oldest first, at most `limit` (default 2,000), read with XRANGE."""
+        wanted = 2000 if limit is None else limit
+        self.reads += 1
+        finals: list[Frame] = []
+        lower = f"{seq + 1}-0"
+        while len(finals) < wanted:
+            entries = await self._redis.xrange(self._key, min=lower, count=_COUNT)
+            if not entries:
+                break
+            finals += [frame for frame in (frame_of(i, f) for i, f in entries) if frame.final]
+            major, minor = parse_id(entries[-1][0])
+            lower = f"({major}-{minor}"
+        return finals[:wanted]
+
+
+class EdgeFeed:
+    """Delivers the stream's entries to `hub` in order, from `after_id`, until cancelled."""
+
+    def __init__(self, redis: Redis, event: str, meta: EventMeta, hub: CaptionHub, after_id: str) -> None:
+        self._redis = redis
+        self._event = event
+        self._key = frames_key(event, meta.session)
+        self._hub = hub
+        self._last_id = after_id
+        self._states = dict(meta.states)
+        self.connected = True
+        self.delivered = 0
+        self.failures = 0
+        self.last_entry_at: float | None = None  # time.time() of the last entry read
+
+    @property
+    def lag_s(self) -> float:
+        """Seconds since this edge last read an entry (idle time, not the relay's publication lag)."""
+        return 0.0 if self.last_entry_at is None else time.time() - self.last_entry_at
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                entries = await asyncio.wait_for(
+                    self._redis.xread({self._key: self._last_id}, block=BLOCK_MS, count=_COUNT),
+                    BLOCK_MS / 1000 + _READ_GRACE_S,
+                )
+                if not self.connected:
+                    await self._recovered()
+                backoff = 0.5
+                for _key, items in entries or []:
+                    for entry_id, fields in items:
+                        self._deliver(frame_of(entry_id, fields))
+                        self._last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+            except (RedisError, OSError, asyncio.TimeoutError) as error:
+                self.failures += 1
+                if self.connected:
+                    _LOGGER.warning("Lost Redis (%s); viewers told the captions are reconnecting",
+                                    type(error).__name__)
+                    self.connected = False
+                    for channel in self._hub.channels:
+                        self._hub.source_state(SourceState.RECONNECTING, channel)
+                await asyncio.sleep(backoff * random.uniform(0.5, 1.5))
+                backoff = min(backoff * 2, 5.0)
+
+    async def _recovered(self) -> None:
+        meta = await read_meta(self._redis, self._event)
+        if meta is not None:
+            self._states.update(meta.states)
+        for channel in self._hub.channels:
+            self._hub.source_state(self._states.get(channel, SourceState.CONNECTED.value), channel)
+        self.connected = True
+        _LOGGER.info("Redis is back; reading on after %s", self._last_id)
+
+    def _deliver(self, frame: Frame) -> None:
+        self.last_entry_at = time.time()
+        self.delivered += 1
+        if frame.final:
+            self._hub.deliver_final(frame)
+            return
+        if frame.seq is None:
+            message = json.loads(frame.text)
+            if message.get("type") == "status":
+                if message.get("channel") in self._hub.channels:
+                    self._states[message["channel"]] = message["state"]
+                    self._hub.source_state(message["state"], message["channel"])
+                return
+            if message.get("type") == "end":
+                self._hub.end_session(message.get("reason", ""))
+                return
+        self._hub.deliver(frame)

@@ -1,0 +1,152 @@
+"""The event on Redis Streams with a real redis-server: publisher → stream → edge hub, outages included."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from redis.asyncio import Redis
+
+from relay.bus.feed import RedisBacklog, recent_finals
+from relay.bus.publisher import RedisPublisher
+from relay.bus.stream import EventMeta, frames_key
+from relay.edge import build_edge
+from relay.hub import CaptionHub
+from relay.messages import Caption
+from relay.protocol import Frame
+from tests.support.redis_server import RedisServer
+
+EVENT = "bus-test"
+
+
+class RecordingViewer:
+    def __init__(self) -> None:
+        self.messages: list[dict] = []
+
+    def send(self, frame: Frame, *, replay: bool = False) -> bool:
+        self.messages.append(json.loads(frame.text))
+        return True
+
+    async def drained(self) -> bool:
+        return True
+
+    def drop(self, code: int, reason: str) -> None:
+        raise AssertionError(f"dropped: {code} {reason}")
+
+    def finals(self) -> list[tuple[int, str]]:
+        return [(m["seq"], m["text"]) for m in self.messages if m["type"] == "final"]
+
+
+class ListFinals:
+    """The relay's durable finals, as the publisher reads them back (SqliteBacklog in the relay)."""
+
+    def __init__(self) -> None:
+        self.frames: list[Frame] = []
+
+    def append(self, frame: Frame) -> None:
+        self.frames.append(frame)
+
+    def latest(self, count: int) -> list[Frame]:
+        return self.frames[-count:]
+
+    async def finals_since(self, seq: int, limit: int | None = None) -> list[Frame]:
+        after = [f for f in self.frames if (f.seq or 0) > seq]
+        return after[: limit or len(after)]
+
+
+def caption(n: int, kind: str = "final") -> Caption:
+    return Caption(kind=kind, id=f"u{n}", lang="en", text=f"sentence {n} <b>&", start=n, end=n + 1.0, wall=n + 1.5)
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+async def until(check, timeout_s: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+class Relay:
+    """The transcribing relay's hub with its durable finals and a publisher."""
+
+    def __init__(self, url: str) -> None:
+        self.finals = ListFinals()
+        self.hub = CaptionHub(store=self.finals, channels=[("floor", None)])
+        meta = EventMeta(self.hub.session, list(self.hub.channels.items()), self.hub.tracks, self.hub.languages,
+                         self.hub.label, self.hub.states)
+        self.redis = Redis.from_url(url, socket_timeout=5)
+        self.publisher = RedisPublisher(self.redis, EVENT, meta, self.finals, url)
+        self.hub.taps.append(self.publisher.offer)
+        self.task = asyncio.create_task(self.publisher.run())
+
+    async def close(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        await self.redis.aclose()
+
+
+async def test_an_edge_delivers_the_relays_frames_in_order_and_resumes_from_redis(redis_server):
+    relay = Relay(redis_server.url)
+    for n in range(1, 6):
+        relay.hub.publish(caption(n, "partial"))
+        relay.hub.publish(caption(n))
+    await until(lambda: relay.publisher.published == 10 and not relay.publisher._queue)
+    edge_redis = Redis.from_url(redis_server.url, socket_timeout=10)
+    hub, feed, backlog = await build_edge(edge_redis, EVENT, "test")
+    assert hub.session == relay.hub.session and hub.seq == 5
+    reading = asyncio.create_task(feed.run())
+    viewer = RecordingViewer()
+    await hub.attach(viewer)
+    for n in range(6, 9):
+        relay.hub.publish(caption(n, "partial"))
+        relay.hub.publish(caption(n))
+    await until(lambda: hub.seq == 8)
+    assert viewer.finals() == [(n, f"sentence {n} <b>&") for n in range(1, 9)]
+    partials = [m["seq"] for m in viewer.messages if m["type"] == "partial"]
+    assert partials == [6, 7, 8]  # live ones, each before its final
+    # A far resume is one XRANGE: the edge's ring is bypassed by asking its backlog directly.
+    far = await RedisBacklog(edge_redis, frames_key(EVENT, hub.session), []).finals_since(2, 3)
+    assert [f.seq for f in far] == [3, 4, 5]
+    reading.cancel()
+    await asyncio.gather(reading, return_exceptions=True)
+    await edge_redis.aclose()
+    await relay.close()
+
+
+@pytest.mark.parametrize("wiped", [False, True], ids=["with its data", "without its data"])
+async def test_redis_killed_and_back_loses_and_doubles_nothing(redis_server, wiped):
+    relay = Relay(redis_server.url)
+    relay.hub.publish(caption(1))
+    await until(lambda: relay.publisher.published == 1 and not relay.publisher._queue)
+    edge_redis = Redis.from_url(redis_server.url, socket_timeout=10)
+    hub, feed, _ = await build_edge(edge_redis, EVENT, "test")
+    reading = asyncio.create_task(feed.run())
+    viewer = RecordingViewer()
+    await hub.attach(viewer)
+    redis_server.kill()
+    for n in range(2, 5):  # captioned while Redis is down
+        relay.hub.publish(caption(n, "partial"))
+        relay.hub.publish(caption(n))
+    await until(lambda: not feed.connected and not relay.publisher.connected)
+    assert any(m["type"] == "status" and m["state"] == "reconnecting" for m in viewer.messages)
+    redis_server.start(wipe=wiped)
+    relay.hub.publish(caption(5))
+    await until(lambda: hub.seq == 5, 20)
+    assert viewer.finals() == [(n, f"sentence {n} <b>&") for n in range(1, 6)]
+    statuses = [m["state"] for m in viewer.messages if m["type"] == "status"]
+    assert feed.connected and statuses[-1] != "reconnecting", statuses  # told it is back
+    stream = frames_key(EVENT, relay.hub.session)
+    finals, _, _ = await recent_finals(edge_redis, stream)
+    assert [f.seq for f in finals] == ([1, 2, 3, 4, 5])  # republished from the relay's finals if wiped
+    assert relay.publisher.republished >= (4 if wiped else 3)  # the finals Redis missed
+    reading.cancel()
+    await asyncio.gather(reading, return_exceptions=True)
+    await edge_redis.aclose()
+    await relay.close()
