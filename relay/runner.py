@@ -185,12 +185,14 @@ async def publishing(args: argparse.Namespace, service: RelayService) -> AsyncIt
     try:
         yield
     finally:
+        # A stop never waits long for Redis: what it has not got by then, it gets from SQLite
+        # when the relay publishes again.
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(publisher.drained(), 3.0)  # the end message, if Redis is there
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await redis.aclose()
+        await asyncio.wait({task}, timeout=2.0)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(redis.aclose(), 2.0)
 
 
 async def _run_service(service: RelayService, engine, translator, rundir: RunDirectory, url: str, args) -> None:

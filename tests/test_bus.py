@@ -97,7 +97,7 @@ async def test_an_edge_delivers_the_relays_frames_in_order_and_resumes_from_redi
     for n in range(1, 6):
         relay.hub.publish(caption(n, "partial"))
         relay.hub.publish(caption(n))
-    await until(lambda: relay.publisher.published == 10 and not relay.publisher._queue)
+    await until(lambda: relay.publisher.stream_seq == 5 and not relay.publisher.queued)
     edge_redis = Redis.from_url(redis_server.url, socket_timeout=10)
     hub, feed, backlog = await build_edge(edge_redis, EVENT, "test")
     assert hub.session == relay.hub.session and hub.seq == 5
@@ -124,7 +124,7 @@ async def test_an_edge_delivers_the_relays_frames_in_order_and_resumes_from_redi
 async def test_redis_killed_and_back_loses_and_doubles_nothing(redis_server, wiped):
     relay = Relay(redis_server.url)
     relay.hub.publish(caption(1))
-    await until(lambda: relay.publisher.published == 1 and not relay.publisher._queue)
+    await until(lambda: relay.publisher.stream_seq == 1 and not relay.publisher.queued)
     edge_redis = Redis.from_url(redis_server.url, socket_timeout=10)
     hub, feed, _ = await build_edge(edge_redis, EVENT, "test")
     reading = asyncio.create_task(feed.run())

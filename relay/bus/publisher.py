@@ -53,9 +53,20 @@ class RedisPublisher:
         self._last_final = 0  # the stream's last final seq
         self._minor = 0  # the stream's last entry after it
         self.connected = False
+        self._writing = False  # a batch is on its way to Redis
         self.published = 0
         self.republished = 0
         self.failures = 0
+
+    @property
+    def stream_seq(self) -> int:
+        """The last final written to the stream."""
+        return self._last_final
+
+    @property
+    def queued(self) -> int:
+        """Frames waiting to be written."""
+        return len(self._queue)
 
     def offer(self, frame: Frame) -> None:
         """Queue a frame the hub delivered (a hub tap: called on the event loop, never waits)."""
@@ -69,7 +80,7 @@ class RedisPublisher:
 
     async def drained(self) -> None:
         """Wait until everything offered so far is in Redis (for a clean stop)."""
-        while self._queue or not self.connected:
+        while self._queue or self._writing or not self.connected:
             await asyncio.sleep(0.05)
 
     async def run(self) -> None:
@@ -112,11 +123,14 @@ class RedisPublisher:
     async def _flush(self) -> None:
         while self._queue:
             batch = [self._queue.popleft() for _ in range(min(_BATCH, len(self._queue)))]
+            self._writing = True
             try:
                 await self._write(batch)
             except BaseException:
                 self._queue.extendleft(reversed(batch))
                 raise
+            finally:
+                self._writing = False
 
     async def _write(self, frames: list[Frame]) -> None:
         """XADD `frames` in order in one round trip; finals Redis already has are skipped."""
