@@ -150,3 +150,32 @@ async def test_redis_killed_and_back_loses_and_doubles_nothing(redis_server, wip
     await asyncio.gather(reading, return_exceptions=True)
     await edge_redis.aclose()
     await relay.close()
+
+
+async def test_a_stalled_redis_is_told_to_edge_viewers_and_costs_no_final(redis_server):
+    import signal
+
+    from relay.edge import redis_client
+
+    relay = Relay(redis_server.url)
+    relay.hub.publish(caption(1))
+    await until(lambda: relay.publisher.stream_seq == 1 and not relay.publisher.queued)
+    edge_redis = redis_client(redis_server.url)
+    hub, feed, _ = await build_edge(edge_redis, EVENT, "test")
+    reading = asyncio.create_task(feed.run())
+    viewer = RecordingViewer()
+    await hub.attach(viewer)
+    redis_server.proc.send_signal(signal.SIGSTOP)  # alive, connected, silent
+    try:
+        await until(lambda: not feed.connected, 20)  # noticed within BLOCK + grace, not frozen
+        assert [m["state"] for m in viewer.messages if m["type"] == "status"][-1] == "reconnecting"
+    finally:
+        redis_server.proc.send_signal(signal.SIGCONT)
+    relay.hub.publish(caption(2))
+    await until(lambda: hub.seq == 2, 30)
+    assert viewer.finals() == [(1, "sentence 1 <b>&"), (2, "sentence 2 <b>&")]
+    assert [m["state"] for m in viewer.messages if m["type"] == "status"][-1] != "reconnecting"
+    reading.cancel()
+    await asyncio.gather(reading, return_exceptions=True)
+    await edge_redis.aclose()
+    await relay.close()
