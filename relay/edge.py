@@ -3,7 +3,9 @@
 The same page, the same `/ws` protocol (hello, backlog, `since`/`session` resume) and the same
 limits as `relay serve`; no model, no source, no operator API. Its hub is fed by an `EdgeFeed`
 and resumes from its memory ring of recent finals, or, further back, from the stream (one XRANGE
-for all the viewers asking at once). `/healthz` and `/metrics` say how it is doing.
+for all the viewers asking at once). When a relay starts the event afresh (a new session), the
+edge builds a hub for it and closes its viewers with 1012: they reconnect into the new session.
+`/healthz` and `/metrics` say how it is doing.
 """
 
 from __future__ import annotations
@@ -13,18 +15,20 @@ import asyncio
 import contextlib
 import json
 import logging
+from dataclasses import dataclass
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from redis.asyncio import Redis
 
-from relay.bus.feed import BLOCK_MS, EdgeFeed, RedisBacklog, read_meta, recent_finals
+from relay.bus.feed import BLOCK_MS, EdgeFeed, FeedCounters, RedisBacklog, read_meta, recent_finals
 from relay.bus.stream import EventMeta, frames_key
 from relay.hub import CaptionHub
 from relay.metrics import ScrapedMetrics
 from relay.redact import redact_url
 from relay.runner import install_stop_signals, raise_open_files_limit, server_settings
-from relay.server import SLOTS_KEY, create_app, serve
+from relay.protocol import CLOSE_SERVICE_RESTART
+from relay.server import SLOTS_KEY, HubRef, create_app, serve
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -56,14 +60,20 @@ async def wait_for_event(redis: Redis, event: str, where: str) -> EventMeta:
         await asyncio.sleep(_META_POLL_S)
 
 
-async def build_edge(redis: Redis, event: str, where: str) -> tuple[CaptionHub, EdgeFeed, RedisBacklog]:
-    """The edge's hub, filled with the event's recent finals, and the feed that keeps it live."""
-    meta = await wait_for_event(redis, event, where)
+@dataclass(slots=True)
+class EdgeSession:
+    """What serves one session of the event: its hub, and the feed that keeps the hub live."""
+
+    hub: CaptionHub
+    feed: EdgeFeed
+
+
+async def build_session(redis: Redis, event: str, meta: EventMeta, counters: FeedCounters) -> EdgeSession:
+    """A hub for `meta`'s session, filled with its recent finals, and the feed that keeps it live."""
     key = frames_key(event, meta.session)
     recent, last_id, last = await recent_finals(redis, key)
-    backlog = RedisBacklog(redis, key, recent)
     hub = CaptionHub(
-        store=backlog,
+        store=RedisBacklog(redis, key, recent, counters),
         last_seq=recent[-1].seq or 0 if recent else 0,
         session=meta.session,
         channels=meta.channels,
@@ -75,39 +85,81 @@ async def build_edge(redis: Redis, event: str, where: str) -> tuple[CaptionHub, 
         if channel in hub.channels:
             hub.source_state(state, channel)
     if last is not None and last.text.startswith(b'{"type":"end"'):
-        hub.end_session(json.loads(last.text).get("reason", ""))  # the event ended before this edge started
-    return hub, EdgeFeed(redis, event, meta, hub, last_id), backlog
+        hub.end_session(json.loads(last.text).get("reason", ""))  # the session ended before this edge started
+    return EdgeSession(hub, EdgeFeed(redis, event, meta, hub, last_id, counters))
 
 
-def add_edge_routes(app: web.Application, hub: CaptionHub, feed: EdgeFeed, backlog: RedisBacklog) -> None:
+class Edge:
+    """The edge's current session, followed from one session of the event to the next."""
+
+    def __init__(self, redis: Redis, event: str, first: EdgeSession, counters: FeedCounters) -> None:
+        self._redis = redis
+        self._event = event
+        self.current = first
+        self.ref = HubRef(first.hub)
+        self.counters = counters
+        self._earlier = {"dropped": 0, "resumes": 0}  # of the sessions before this one
+
+    def total(self, name: str) -> int:
+        """A hub counter (dropped, resumes) over every session this edge served."""
+        return self._earlier[name] + int(getattr(self.current.hub, name))
+
+    async def follow(self) -> None:
+        """Feed the current session; when the event moves to a new one, serve that one instead."""
+        while True:
+            meta = await self.current.feed.run()
+            _LOGGER.info("Event %s moved to a new session; serving it", self._event)
+            following = await build_session(self._redis, self._event, meta, self.counters)
+            old, self.current = self.current.hub, following
+            self.ref.hub = following.hub  # viewers connecting from now on attach to the new session
+            for name in self._earlier:
+                self._earlier[name] += int(getattr(old, name))
+            old.close_all(CLOSE_SERVICE_RESTART, "new session: reconnect")
+
+
+def add_edge_routes(app: web.Application, edge: Edge) -> None:
     """`/healthz` (200 while Redis answers, else 503) and `/metrics` (Prometheus text)."""
     metrics = ScrapedMetrics()
     slots = app[SLOTS_KEY]
+    counters = edge.counters
     for name, text, read in (
-        ("relay_edge_viewers", "Viewers connected to this edge.", lambda: hub.viewer_count),
-        ("relay_edge_redis_up", "1 while the edge reads the event from Redis.", lambda: float(feed.connected)),
-        ("relay_edge_last_seq", "Last final delivered by this edge.", lambda: hub.seq),
-        ("relay_edge_idle_seconds", "Seconds since this edge last read an entry.", lambda: feed.lag_s),
+        ("relay_edge_viewers", "Viewers connected to this edge.", lambda: edge.current.hub.viewer_count),
+        ("relay_edge_redis_up", "1 while the edge reads the event from Redis.",
+         lambda: float(edge.current.feed.connected)),
+        ("relay_edge_last_seq", "Last final delivered by this edge.", lambda: edge.current.hub.seq),
+        ("relay_edge_lag_seconds", "The last caption's publication at the relay to its delivery here.",
+         lambda: counters.lag_s),
+        ("relay_edge_idle_seconds", "Seconds since this edge last read an entry.", lambda: edge.current.feed.idle_s),
     ):
         metrics.gauge(name, text, read)
     for name, text, read in (
-        ("relay_edge_entries_delivered", "Stream entries delivered to this edge's viewers.", lambda: feed.delivered),
-        ("relay_edge_redis_failures", "Failed or stalled reads from Redis.", lambda: feed.failures),
-        ("relay_edge_far_resumes", "Resumes read from Redis (beyond the memory ring).", lambda: backlog.reads),
-        ("relay_edge_viewers_dropped", "Viewers dropped as too slow.", lambda: hub.dropped),
+        ("relay_edge_entries_delivered", "Stream entries delivered to this edge's viewers.",
+         lambda: counters.delivered),
+        ("relay_edge_redis_failures", "Failed or stalled reads from Redis.", lambda: counters.failures),
+        ("relay_edge_resumes", "Viewers that resumed from their last final.", lambda: edge.total("resumes")),
+        ("relay_edge_far_resumes", "Resumes read from Redis (beyond the memory ring).", lambda: counters.far_resumes),
+        ("relay_edge_viewers_dropped", "Viewers dropped as too slow.", lambda: edge.total("dropped")),
         ("relay_edge_viewers_refused", "Viewer connections refused by the limits.", lambda: slots.refused),
     ):
         metrics.counter(name, text, read)
 
     async def healthz(request: web.Request) -> web.Response:
-        body = {"redis": "up" if feed.connected else "down", "seq": hub.seq, "viewers": hub.viewer_count}
-        return web.json_response(body, status=200 if feed.connected else 503)
+        up, hub = edge.current.feed.connected, edge.current.hub
+        body = {"redis": "up" if up else "down", "session": hub.session, "seq": hub.seq, "viewers": hub.viewer_count}
+        return web.json_response(body, status=200 if up else 503)
 
     async def metrics_route(request: web.Request) -> web.Response:
         return web.Response(body=metrics.render().encode(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_route)
+
+
+async def start_edge(redis: Redis, event: str, where: str) -> Edge:
+    """The edge for the event's current session, once a relay has published it."""
+    counters = FeedCounters()
+    meta = await wait_for_event(redis, event, where)
+    return Edge(redis, event, await build_session(redis, event, meta, counters), counters)
 
 
 async def run_edge(args: argparse.Namespace) -> int:
@@ -117,23 +169,23 @@ async def run_edge(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     install_stop_signals(stop.set)
     try:
-        building = asyncio.create_task(build_edge(redis, args.event, where))
+        starting = asyncio.create_task(start_edge(redis, args.event, where))
         stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({building, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if not building.done():
-            building.cancel()
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
             return 0
         stopping.cancel()
-        hub, feed, backlog = building.result()
-        app = create_app(hub, settings=server_settings(args))
-        add_edge_routes(app, hub, feed, backlog)
+        edge = starting.result()
+        app = create_app(edge.ref, settings=server_settings(args))
+        add_edge_routes(app, edge)
         async with serve(app, args.host, args.port) as url:
             print(f"relay: edge for event {args.event} ({where}): viewers open {url}/", flush=True)
-            feeding = asyncio.create_task(feed.run())
+            following = asyncio.create_task(edge.follow())
             await stop.wait()
-            feeding.cancel()
+            following.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await feeding
+                await following
     finally:
         await redis.aclose()
     return 0

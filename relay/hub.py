@@ -98,6 +98,7 @@ class CaptionHub:
         self._states = {name: SourceState.CONNECTING.value for name in self.channels}
         self._ended: str | None = None
         self.dropped = 0  # viewers dropped as too slow since start, for /metrics
+        self.resumes = 0  # viewers that resumed from their `since` (the rest started afresh)
         self.taps: list[Callable[[Frame], None]] = []  # told of every frame delivered (e.g. Redis)
 
     @property
@@ -199,6 +200,7 @@ class CaptionHub:
         """
         resumed = since is not None and session in (None, self.session) and since <= self._seq
         start = since if resumed and since is not None else 0
+        self.resumes += resumed
         hello = Hello(
             session=self.session,
             channel=self.channel,
@@ -251,6 +253,13 @@ class CaptionHub:
             if frame.final and frame.seq is not None:
                 last = frame.seq
         return last
+
+    def close_all(self, code: int, reason: str) -> None:
+        """Detach every viewer and close its connection with `code` (not counted as dropped)."""
+        viewers = [*self._live, *self._replaying]
+        for viewer in viewers:
+            self.detach(viewer)
+            viewer.drop(code, reason)
 
     def _drop(self, viewer: Viewer, code: int, reason: str) -> None:
         """Detach a viewer and have its connection closed."""

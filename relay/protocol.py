@@ -25,6 +25,7 @@ CLOSE_GOING_AWAY = 1001  # server shutting down: reconnect with `since`
 CLOSE_UNSUPPORTED_DATA = 1003  # viewer sent a binary message
 CLOSE_INVALID_PAYLOAD = 1007  # viewer sent text that is not a JSON value
 CLOSE_MESSAGE_TOO_BIG = 1009  # viewer message over the size limit
+CLOSE_SERVICE_RESTART = 1012  # an edge moved to the event's new session: reconnect (a new hello)
 CLOSE_TOO_SLOW = 4001  # viewer fell too far behind: reconnect with `since`
 
 _OPCODE_TEXT = 0x1

@@ -157,7 +157,14 @@ def abort_if_stuck(transport: asyncio.Transport, delay_s: float) -> None:
     asyncio.get_running_loop().call_later(delay_s, check)
 
 
-HUB_KEY = web.AppKey("hub", CaptionHub)
+class HubRef:
+    """The hub new viewers attach to; an edge points it at the hub of the event's next session."""
+
+    def __init__(self, hub: CaptionHub) -> None:
+        self.hub = hub
+
+
+HUB_KEY = web.AppKey("hub", HubRef)
 SETTINGS_KEY = web.AppKey("settings", ServerSettings)
 WEB_DIR_KEY = web.AppKey("web_dir", Path)
 VIEWERS_KEY = web.AppKey("viewers", set[WsViewer])
@@ -165,11 +172,11 @@ SLOTS_KEY = web.AppKey("slots", ViewerSlots)
 
 
 def create_app(
-    hub: CaptionHub, *, web_dir: Path | None = None, settings: ServerSettings | None = None
+    hub: CaptionHub | HubRef, *, web_dir: Path | None = None, settings: ServerSettings | None = None
 ) -> web.Application:
-    """Build the caption server for `hub`."""
+    """Build the caption server for `hub` (a `HubRef` when the hub may be replaced while serving)."""
     app = web.Application()
-    app[HUB_KEY] = hub
+    app[HUB_KEY] = hub if isinstance(hub, HubRef) else HubRef(hub)
     app[SETTINGS_KEY] = settings or ServerSettings()
     app[WEB_DIR_KEY] = (web_dir or DEFAULT_WEB_DIR).resolve()
     app[VIEWERS_KEY] = set()
@@ -230,7 +237,7 @@ async def _serve_viewer(request: web.Request, since: int | None, settings: Serve
     transport = request.transport
     if transport is None:
         return ws
-    hub = request.app[HUB_KEY]
+    hub = request.app[HUB_KEY].hub  # this viewer's hub for the whole connection, even if replaced
     viewers = request.app[VIEWERS_KEY]
     viewer = WsViewer(ws, transport, request.protocol, settings)
     viewers.add(viewer)
@@ -273,7 +280,7 @@ async def _close_viewers(app: web.Application) -> None:
     viewers = list(attached)
     _LOGGER.info("Closing %d viewers", len(viewers))
     for viewer in viewers:
-        app[HUB_KEY].detach(viewer)
+        app[HUB_KEY].hub.detach(viewer)
         viewer.drop(CLOSE_GOING_AWAY, "server shutting down")
     await asyncio.gather(*(viewer.wait_closed() for viewer in viewers))
 

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from relay.bus.feed import RedisBacklog, recent_finals
 from relay.bus.publisher import RedisPublisher
 from relay.bus.stream import EventMeta, frames_key
-from relay.edge import build_edge
+from relay.edge import start_edge
 from relay.hub import CaptionHub
 from relay.messages import Caption
 from relay.protocol import Frame
@@ -99,9 +99,10 @@ async def test_an_edge_delivers_the_relays_frames_in_order_and_resumes_from_redi
         relay.hub.publish(caption(n))
     await until(lambda: relay.publisher.stream_seq == 5 and not relay.publisher.queued)
     edge_redis = Redis.from_url(redis_server.url, socket_timeout=10)
-    hub, feed, backlog = await build_edge(edge_redis, EVENT, "test")
+    edge = await start_edge(edge_redis, EVENT, "test")
+    hub = edge.ref.hub
     assert hub.session == relay.hub.session and hub.seq == 5
-    reading = asyncio.create_task(feed.run())
+    reading = asyncio.create_task(edge.follow())
     viewer = RecordingViewer()
     await hub.attach(viewer)
     for n in range(6, 9):
@@ -112,7 +113,7 @@ async def test_an_edge_delivers_the_relays_frames_in_order_and_resumes_from_redi
     partials = [m["seq"] for m in viewer.messages if m["type"] == "partial"]
     assert partials == [6, 7, 8]  # live ones, each before its final
     # A far resume is one XRANGE: the edge's ring is bypassed by asking its backlog directly.
-    far = await RedisBacklog(edge_redis, frames_key(EVENT, hub.session), []).finals_since(2, 3)
+    far = await RedisBacklog(edge_redis, frames_key(EVENT, hub.session), [], edge.counters).finals_since(2, 3)
     assert [f.seq for f in far] == [3, 4, 5]
     reading.cancel()
     await asyncio.gather(reading, return_exceptions=True)
@@ -126,8 +127,9 @@ async def test_redis_killed_and_back_loses_and_doubles_nothing(redis_server, wip
     relay.hub.publish(caption(1))
     await until(lambda: relay.publisher.stream_seq == 1 and not relay.publisher.queued)
     edge_redis = Redis.from_url(redis_server.url, socket_timeout=10)
-    hub, feed, _ = await build_edge(edge_redis, EVENT, "test")
-    reading = asyncio.create_task(feed.run())
+    edge = await start_edge(edge_redis, EVENT, "test")
+    hub, feed = edge.current.hub, edge.current.feed
+    reading = asyncio.create_task(edge.follow())
     viewer = RecordingViewer()
     await hub.attach(viewer)
     redis_server.kill()
@@ -161,8 +163,9 @@ async def test_a_stalled_redis_is_told_to_edge_viewers_and_costs_no_final(redis_
     relay.hub.publish(caption(1))
     await until(lambda: relay.publisher.stream_seq == 1 and not relay.publisher.queued)
     edge_redis = redis_client(redis_server.url)
-    hub, feed, _ = await build_edge(edge_redis, EVENT, "test")
-    reading = asyncio.create_task(feed.run())
+    edge = await start_edge(edge_redis, EVENT, "test")
+    hub, feed = edge.current.hub, edge.current.feed
+    reading = asyncio.create_task(edge.follow())
     viewer = RecordingViewer()
     await hub.attach(viewer)
     redis_server.proc.send_signal(signal.SIGSTOP)  # alive, connected, silent
@@ -179,3 +182,47 @@ async def test_a_stalled_redis_is_told_to_edge_viewers_and_costs_no_final(redis_
     await asyncio.gather(reading, return_exceptions=True)
     await edge_redis.aclose()
     await relay.close()
+
+
+class ClosableViewer(RecordingViewer):
+    """A viewer whose connection the edge may close (recorded, not an error)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed: tuple[int, str] | None = None
+
+    def drop(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+
+async def test_an_edge_follows_the_event_into_a_new_session_without_restart(redis_server):
+    first = Relay(redis_server.url)
+    first.hub.publish(caption(1))
+    await until(lambda: first.publisher.stream_seq == 1 and not first.publisher.queued)
+    edge_redis = Redis.from_url(redis_server.url, socket_timeout=10)
+    edge = await start_edge(edge_redis, EVENT, "test")
+    following = asyncio.create_task(edge.follow())
+    early = ClosableViewer()
+    await edge.ref.hub.attach(early)
+    first.hub.publish(caption(2))
+    first.hub.end_session("operator stop")
+    await until(lambda: any(m["type"] == "end" for m in early.messages))
+    await first.close()
+    second = Relay(redis_server.url)  # a relay started with --new-event: another session, seq from 1
+    assert second.hub.session != first.hub.session
+    second.hub.publish(caption(11))
+    await until(lambda: edge.ref.hub.session == second.hub.session, 20)
+    assert early.closed is not None and early.closed[0] == 1012  # told to reconnect into the new session
+    assert early.finals() == [(1, "sentence 1 <b>&"), (2, "sentence 2 <b>&")]
+    late = ClosableViewer()
+    await edge.ref.hub.attach(late, since=2, session=first.hub.session)  # resumes from the old session
+    second.hub.publish(caption(12))
+    await until(lambda: len(late.finals()) == 2)
+    hello = late.messages[0]
+    assert hello["type"] == "hello" and hello["session"] == second.hub.session and not hello["resumed"]
+    assert late.finals() == [(1, "sentence 11 <b>&"), (2, "sentence 12 <b>&")]
+    assert late.closed is None and not any(m["type"] == "end" for m in late.messages)
+    following.cancel()
+    await asyncio.gather(following, return_exceptions=True)
+    await edge_redis.aclose()
+    await second.close()

@@ -15,11 +15,12 @@ import json
 import logging
 import random
 import time
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from relay.bus.stream import EventMeta, frame_of, frames_key, meta_key, parse_id
+from relay.bus.stream import EventMeta, frame_of, frames_key, meta_key, parse_id, sent_of
 from relay.hub import CaptionHub
 from relay.messages import SourceState
 from relay.protocol import Frame
@@ -30,6 +31,17 @@ BLOCK_MS = 2000
 _READ_GRACE_S = 3.0  # a read taking BLOCK + this is a stalled Redis
 _COUNT = 500
 _RING = 500  # finals read at start for the edge's memory ring
+_SESSION_CHECK_S = 2.0  # how often an edge asks which session the event is in
+
+
+@dataclass(slots=True)
+class FeedCounters:
+    """What an edge has done since it started, across the event's sessions (for /metrics)."""
+
+    delivered: int = 0  # stream entries delivered to the edge's hub
+    failures: int = 0  # failed or stalled reads
+    far_resumes: int = 0  # resumes read from the stream (beyond the memory ring)
+    lag_s: float = 0.0  # the last caption's `sent` (at the relay) to its delivery at this edge
 
 
 async def read_meta(redis: Redis, event: str) -> EventMeta | None:
@@ -63,11 +75,11 @@ async def recent_finals(redis: Redis, key: str, count: int = _RING) -> tuple[lis
 class RedisBacklog:
     """The edge hub's `FinalsBacklog`: recent finals preloaded, older ones read from the stream."""
 
-    def __init__(self, redis: Redis, key: str, recent: list[Frame]) -> None:
+    def __init__(self, redis: Redis, key: str, recent: list[Frame], counters: FeedCounters) -> None:
         self._redis = redis
         self._key = key
         self._recent = recent
-        self.reads = 0
+        self._counters = counters
 
     def append(self, frame: Frame) -> None:
         """Finals are kept by the relay (SQLite, then Redis); an edge keeps nothing itself."""
@@ -78,7 +90,7 @@ class RedisBacklog:
     async def finals_since(self, seq: int, limit: int | None = None) -> list[Frame]:
         """Finals after `seq`, oldest first, at most `limit` (default 2,000), read with XRANGE."""
         wanted = 2000 if limit is None else limit
-        self.reads += 1
+        self._counters.far_resumes += 1
         finals: list[Frame] = []
         lower = f"{seq + 1}-0"
         while len(finals) < wanted:
@@ -92,26 +104,30 @@ class RedisBacklog:
 
 
 class EdgeFeed:
-    """Delivers the stream's entries to `hub` in order, from `after_id`, until cancelled."""
+    """Delivers one session's stream entries to `hub` in order, from `after_id`, until the event moves on."""
 
-    def __init__(self, redis: Redis, event: str, meta: EventMeta, hub: CaptionHub, after_id: str) -> None:
+    def __init__(self, redis: Redis, event: str, meta: EventMeta, hub: CaptionHub, after_id: str,
+                 counters: FeedCounters) -> None:
         self._redis = redis
         self._event = event
+        self._session = meta.session
         self._key = frames_key(event, meta.session)
         self._hub = hub
         self._last_id = after_id
         self._states = dict(meta.states)
+        self._counters = counters
+        self._session_checked = time.monotonic()
         self.connected = True
-        self.delivered = 0
-        self.failures = 0
         self.last_entry_at: float | None = None  # time.time() of the last entry read
 
     @property
-    def lag_s(self) -> float:
+    def idle_s(self) -> float:
         """Seconds since this edge last read an entry (idle time, not the relay's publication lag)."""
         return 0.0 if self.last_entry_at is None else time.time() - self.last_entry_at
 
-    async def run(self) -> None:
+    async def run(self) -> EventMeta:
+        """Deliver until the event's meta names another session (a relay started with a new
+        event); then deliver what is left of this session's stream and return the new meta."""
         backoff = 0.5
         while True:
             try:
@@ -122,12 +138,14 @@ class EdgeFeed:
                 if not self.connected:
                     await self._recovered()
                 backoff = 0.5
-                for _key, items in entries or []:
-                    for entry_id, fields in items:
-                        self._deliver(frame_of(entry_id, fields))
-                        self._last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                self._deliver_entries(entries)
+                moved = await self._new_session()
+                if moved is not None:
+                    while entries := await self._redis.xread({self._key: self._last_id}, count=_COUNT):
+                        self._deliver_entries(entries)
+                    return moved
             except (RedisError, OSError, asyncio.TimeoutError) as error:
-                self.failures += 1
+                self._counters.failures += 1
                 if self.connected:
                     _LOGGER.warning("Lost Redis (%s); viewers told the captions are reconnecting",
                                     type(error).__name__)
@@ -137,9 +155,23 @@ class EdgeFeed:
                 await asyncio.sleep(backoff * random.uniform(0.5, 1.5))
                 backoff = min(backoff * 2, 5.0)
 
+    def _deliver_entries(self, entries: list | None) -> None:
+        for _key, items in entries or []:
+            for entry_id, fields in items:
+                self._deliver(frame_of(entry_id, fields))
+                self._last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+
+    async def _new_session(self) -> EventMeta | None:
+        """The event's meta if it names another session (asked every couple of seconds)."""
+        if time.monotonic() - self._session_checked < _SESSION_CHECK_S:
+            return None
+        self._session_checked = time.monotonic()
+        meta = await read_meta(self._redis, self._event)
+        return meta if meta is not None and meta.session != self._session else None
+
     async def _recovered(self) -> None:
         meta = await read_meta(self._redis, self._event)
-        if meta is not None:
+        if meta is not None and meta.session == self._session:
             self._states.update(meta.states)
         for channel in self._hub.channels:
             self._hub.source_state(self._states.get(channel, SourceState.CONNECTED.value), channel)
@@ -147,8 +179,11 @@ class EdgeFeed:
         _LOGGER.info("Redis is back; reading on after %s", self._last_id)
 
     def _deliver(self, frame: Frame) -> None:
-        self.last_entry_at = time.time()
-        self.delivered += 1
+        self.last_entry_at = now = time.time()
+        self._counters.delivered += 1
+        sent = sent_of(frame.text)
+        if sent is not None:
+            self._counters.lag_s = max(0.0, now - sent)
         if frame.final:
             self._hub.deliver_final(frame)
             return

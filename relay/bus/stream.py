@@ -13,6 +13,7 @@ and source states, for edges starting up or coming back.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from relay.protocol import Frame, websocket_text_frame
 
 FIELD = b"m"  # the frame's JSON
 SEQ_FIELD = b"s"  # a partial's seq (the next final's); absent for status and end
+_SENT = re.compile(rb'"sent":([0-9.]+)')
 
 
 def meta_key(event: str) -> str:
@@ -44,6 +46,12 @@ def frame_of(entry_id: bytes | str, fields: dict[bytes, bytes]) -> Frame:
         return Frame(text, websocket_text_frame(text), major, True)
     seq = int(fields[SEQ_FIELD]) if SEQ_FIELD in fields else None
     return Frame(text, websocket_text_frame(text), seq, False)
+
+
+def sent_of(text: bytes) -> float | None:
+    """A caption's `sent` (found, not parsed: an edge reads every frame of the event)."""
+    match = _SENT.search(text)
+    return float(match.group(1)) if match else None
 
 
 def entry_fields(frame: Frame) -> dict[bytes, bytes]:
