@@ -82,15 +82,15 @@ def _wait(check, timeout_s: float, what: str) -> None:
     raise AssertionError(f"never {what}")
 
 
-async def _handshakes(url: str, attempts: list[tuple[str, str]]) -> list[int]:
-    """Open a viewer socket per (source address, spoofed X-Forwarded-For), all held open; each one's status."""
+async def _handshakes(url: str, attempts: list[tuple[str, list[str]]]) -> list[int]:
+    """Open a viewer socket per (source address, spoofed X-Forwarded-For lines), all held open; each one's status."""
     statuses: list[int] = []
     sockets = []
     try:
         for source, spoofed in attempts:
             try:
                 sockets.append(await connect(url, local_addr=(source, 0), open_timeout=10,
-                                             additional_headers={"X-Forwarded-For": spoofed}))
+                                             additional_headers=[("X-Forwarded-For", s) for s in spoofed]))
                 statuses.append(101)
             except InvalidStatus as error:
                 statuses.append(error.response.status_code)
@@ -129,8 +129,8 @@ def behind_nginx(tmp_path_factory):
         _wait(lambda: len(viewer.hellos) >= 2, 30, "reconnected through nginx")
         record["on_survivor"] = _viewers_on(survivor)
         record["statuses"] = asyncio.run(_handshakes(nginx.url.replace("http://", "ws://") + "/ws", [
-            ("127.0.0.7", "198.51.100.1"), ("127.0.0.7", "198.51.100.2"), ("127.0.0.7", "198.51.100.3"),
-            ("127.0.0.8", "198.51.100.1"),
+            ("127.0.0.7", ["198.51.100.1"]), ("127.0.0.7", ["198.51.100.2"]),
+            ("127.0.0.7", ["198.51.100.3", "198.51.100.4"]), ("127.0.0.8", ["198.51.100.1"]),
         ]))
         relay.wait_for(lambda s: s["source"]["state"] == "ended", SECONDS + 60, "ended")
         stopped = subprocess.run([RELAY, "stop", "--data", str(tmp / "data")], capture_output=True, text=True,
@@ -184,7 +184,8 @@ def test_a_viewer_resumes_on_the_other_edge_when_its_edge_dies(behind_nginx):
 
 
 def test_edges_count_viewers_by_the_address_nginx_forwards(behind_nginx):
-    # 127.0.0.7 twice, then a third time (spoofing another X-Forwarded-For each time), then 127.0.0.8.
+    # 127.0.0.7 twice, then a third time (spoofing another X-Forwarded-For each time, the third
+    # time in two header lines), then 127.0.0.8.
     # Counted by nginx's own peer address (127.0.0.1, also the resumed viewer's) the second would be
     # refused; counted by the spoofed header, the third would be let in.
     assert behind_nginx["statuses"] == [101, 101, 429, 101]
