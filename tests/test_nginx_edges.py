@@ -140,17 +140,18 @@ def behind_nginx(tmp_path_factory):
         for name, each in viewers.items():
             _wait(lambda v=each: any(f["type"] == "end" for f in v.frames), 30, f"{name} got the end")
     finally:
+        for edge in edges:  # first: a viewer blocked on an open socket would hold its close() up
+            edge.close()
         for each in viewers.values():
             each.close()
         if nginx is not None:
             nginx.stop()
             record["nginx_error_log"] = nginx.error_log()
             nginx.remove()
-        for edge in edges:
-            edge.close()
         relay.kill()
         redis.stop()
     record["viewers"] = viewers
+    record["edge_stderr"] = ["".join(edge.stderr) for edge in edges]
     return record
 
 
@@ -189,3 +190,10 @@ def test_edges_count_viewers_by_the_address_nginx_forwards(behind_nginx):
     # Counted by nginx's own peer address (127.0.0.1, also the resumed viewer's) the second would be
     # refused; counted by the spoofed header, the third would be let in.
     assert behind_nginx["statuses"] == [101, 101, 429, 101]
+
+
+def test_nginx_logs_no_critical_error(behind_nginx):
+    log = behind_nginx["nginx_error_log"]
+    serious = [line for line in log.splitlines() if any(f"[{level}]" in line for level in ("crit", "alert", "emerg"))]
+    assert not serious, log
+

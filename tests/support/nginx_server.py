@@ -90,7 +90,7 @@ class NginxServer:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)  # graceful: workers finish, then the master exits
+            self.proc.send_signal(signal.SIGTERM)  # fast: a graceful stop would wait for every open websocket
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
