@@ -13,7 +13,9 @@ _LOGGER = logging.getLogger(__name__)
 def client_address(request: web.BaseRequest, trust_forwarded_for: bool) -> str:
     """The viewer's address: the peer, or behind a trusted proxy the one it appended to X-Forwarded-For."""
     if trust_forwarded_for:
-        forwarded = request.headers.get("X-Forwarded-For", "")
+        # The last address of the last line: some proxies (HAProxy's `option forwardfor`) add a
+        # line of their own after the client's instead of appending to it.
+        forwarded = ",".join(request.headers.getall("X-Forwarded-For", []))
         last = forwarded.rsplit(",", 1)[-1].strip()
         if last:
             return last[:64]

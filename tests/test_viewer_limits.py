@@ -70,6 +70,25 @@ async def test_behind_a_trusted_proxy_viewers_are_counted_by_forwarded_address()
             await viewer.close()
 
 
+async def test_a_proxy_adding_its_own_forwarded_for_line_is_the_one_counted() -> None:
+    """HAProxy's `option forwardfor` adds a header line after the client's instead of appending to it."""
+    hub = CaptionHub()
+    settings = ServerSettings(max_viewers_per_address=2, trust_forwarded_for=True)
+    async with serve(create_app(hub, settings=settings)) as base:
+        url = base.replace("http://", "ws://") + "/ws"
+
+        def lines(spoofed: str) -> list[tuple[str, str]]:
+            return [("X-Forwarded-For", spoofed), ("X-Forwarded-For", "192.0.2.1")]
+
+        first = [await connect(url, additional_headers=lines(f"6.6.6.{n}")) for n in range(2)]
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(url, additional_headers=lines("6.6.6.9")):
+                pass
+        assert refused.value.response.status_code == 429
+        for viewer in first:
+            await viewer.close()
+
+
 async def test_per_address_cap_zero_means_no_cap() -> None:
     hub = CaptionHub()
     async with serve(create_app(hub, settings=ServerSettings(max_viewers_per_address=0))) as base:
