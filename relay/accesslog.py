@@ -6,9 +6,12 @@ import logging
 from urllib.parse import quote
 
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp import web
 from aiohttp.web import BaseRequest, StreamResponse
 
 from .redact import HIDDEN
+
+CLIENT_KEY = web.RequestKey("client_address", str)  # set on each request: behind a trusted proxy, the forwarded address
 
 # Query parameters the viewer page and its socket use that carry nothing secret.
 SAFE_QUERY_KEYS = frozenset({"since", "session", "lang", "overlay"})
@@ -33,7 +36,7 @@ class RedactingAccessLogger(AbstractAccessLogger):
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         self.logger.info(
             '%s "%s %s" %d %d %.3f',
-            request.remote,
+            request.get(CLIENT_KEY) or request.remote,
             request.method,
             loggable_target(request),
             response.status,

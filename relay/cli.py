@@ -141,7 +141,6 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--new-event", action="store_true", help="set the data directory's transcript aside and start afresh")
     parser.add_argument("--operator-token-file", type=Path, default=None,
                         help="file holding the /api/ token (default: $RELAY_OPERATOR_TOKEN or DATA/operator.token)")
-    parser.add_argument("--viewer-token-file", type=Path, default=None, help="make the event private: viewers need this key")
     parser.add_argument("--redis", type=_redis_url, default=None, metavar="URL",
                         help="also publish the captions to Redis Streams for `relay edge` servers, e.g. redis://host:6379/0")
     parser.add_argument("--event", type=_event_name, default="main", help="the event's name on Redis (default main)")
@@ -157,8 +156,21 @@ def add_viewer_server_options(parser: argparse.ArgumentParser) -> None:
                         help="viewer connections per client address (default 200; 0: no cap)")
     parser.add_argument("--trust-forwarded-for", action="store_true",
                         help="behind a reverse proxy: count viewers by the address it appends to X-Forwarded-For")
+    parser.add_argument("--viewer-token-file", type=_key_file, default=None, help="make the event private: viewers need this key")
     parser.add_argument("--frame-ancestors", type=_frame_ancestors, default="'none'",
                         help="who may embed the viewer page in a frame, e.g. https://obs.example.org (default 'none')")
+
+
+def _key_file(text: str) -> Path:
+    """A readable file holding a key (never an empty one: that would make a private event public)."""
+    path = Path(text)
+    try:
+        key = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {text}: {exc.strerror or exc}") from None
+    if not key:
+        raise argparse.ArgumentTypeError(f"{text} is empty: put the viewers' key in it")
+    return path
 
 
 def _redis_url(text: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from typing import Any, Protocol
@@ -12,11 +11,11 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from relay.metrics import Metrics
 from relay.source import SourceError
+from relay.viewer_key import add_viewer_key, token_matches
 
 _LOGGER = logging.getLogger(__name__)
 
 MAX_CONTROL_BODY_BYTES = 4096
-VIEWER_COOKIE = "relay_viewer"
 
 
 class Controllable(Protocol):
@@ -33,7 +32,6 @@ class Controllable(Protocol):
 
 CONTROLLED_KEY = web.AppKey("controlled", Controllable)
 OPERATOR_TOKEN_KEY = web.AppKey("operator_token", str)
-VIEWER_TOKEN_KEY = web.AppKey("viewer_token", str)
 
 
 def add_control_routes(app: web.Application, relay: Controllable, operator_token: str, viewer_token: str = "") -> None:
@@ -42,52 +40,30 @@ def add_control_routes(app: web.Application, relay: Controllable, operator_token
         raise ValueError("an operator token is required")
     app[CONTROLLED_KEY] = relay
     app[OPERATOR_TOKEN_KEY] = operator_token
-    app[VIEWER_TOKEN_KEY] = viewer_token
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/api/status", _status)
     app.router.add_post("/api/stop", _stop)
     app.router.add_post("/api/source", _switch_source)
-    app.middlewares.append(_access)
+    app.middlewares.append(_operator_only)
+    add_viewer_key(app, viewer_token)
 
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-def _token_matches(given: str | None, expected: str) -> bool:
-    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
-
-
 @web.middleware
-async def _access(request: web.Request, handler) -> web.StreamResponse:
-    """Operator token on /api/ (Authorization header only); viewer token, if set, on the rest."""
+async def _operator_only(request: web.Request, handler) -> web.StreamResponse:
+    """The operator token on /api/ (Authorization header only)."""
     path = request.path
     if path.startswith("/api/"):
         auth = request.headers.get("Authorization", "")
         token = auth[len("Bearer "):] if auth.startswith("Bearer ") else None
-        if not _token_matches(token, request.app[OPERATOR_TOKEN_KEY]):
+        if not token_matches(token, request.app[OPERATOR_TOKEN_KEY]):
             _LOGGER.warning("Refused %s %s from %s: bad operator token", request.method, path, request.remote)
             return _error(401, "missing or wrong operator token (Authorization: Bearer ...)")
-        return await handler(request)
-    viewer_token = request.app[VIEWER_TOKEN_KEY]
-    if not viewer_token or path in ("/healthz", "/metrics"):
-        return await handler(request)
-    if path == "/" and _token_matches(request.query.get("key"), viewer_token):
-        response = web.HTTPFound("/")  # the key leaves the address bar; the cookie carries it
-        response.set_cookie(VIEWER_COOKIE, viewer_token, httponly=True, samesite="Strict", secure=_over_tls(request))
-        raise response
-    given = request.cookies.get(VIEWER_COOKIE) or request.query.get("key")
-    if not _token_matches(given, viewer_token):
-        return _error(401, "this event is private: open the link with its key")
     return await handler(request)
-
-
-def _over_tls(request: web.Request) -> bool:
-    """True when the viewer reached us over HTTPS, directly or through a TLS-terminating proxy."""
-    # Trusting the header is safe here: a client that fakes it only makes its own cookie HTTPS-only.
-    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
-    return request.secure or proto == "https"
 
 
 async def _healthz(request: web.Request) -> web.Response:

@@ -29,6 +29,7 @@ from relay.redact import redact_url
 from relay.runner import install_stop_signals, raise_open_files_limit, server_settings
 from relay.protocol import CLOSE_SERVICE_RESTART
 from relay.server import SLOTS_KEY, HubRef, create_app, serve
+from relay.viewer_key import add_viewer_key, read_viewer_token
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -165,6 +166,7 @@ async def start_edge(redis: Redis, event: str, where: str) -> Edge:
 async def run_edge(args: argparse.Namespace) -> int:
     raise_open_files_limit()
     where = redact_url(args.redis)
+    viewer_token = read_viewer_token(args.viewer_token_file)  # an unreadable file fails before Redis is tried
     redis = redis_client(args.redis)
     stop = asyncio.Event()
     install_stop_signals(stop.set)
@@ -179,6 +181,7 @@ async def run_edge(args: argparse.Namespace) -> int:
         edge = starting.result()
         app = create_app(edge.ref, settings=server_settings(args))
         add_edge_routes(app, edge)
+        add_viewer_key(app, viewer_token)
         async with serve(app, args.host, args.port) as url:
             print(f"relay: edge for event {args.event} ({where}): viewers open {url}/", flush=True)
             following = asyncio.create_task(edge.follow())

@@ -28,6 +28,7 @@ from relay.store import transcript_path
 from relay.transcript_routes import add_transcript_routes
 from relay.translation import CAPTION_LANGUAGES, CaptionTranslator
 from relay.translation.commands import installed_directions
+from relay.viewer_key import read_viewer_token
 from relay.whisper_engine import DecodeSettings, WhisperEngine
 
 _LOGGER = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ async def serve_relay(args: argparse.Namespace) -> int:
         if args.new_event:
             archive_transcript(rundir.path)
         operator_token = rundir.operator_token(token_file=args.operator_token_file)
-        viewer_token = args.viewer_token_file.read_text().strip() if args.viewer_token_file else ""
+        viewer_token = read_viewer_token(args.viewer_token_file)
         settings = pipeline_settings(args)
         floor_input, booths = await open_booths(args, settings)  # bad sources fail before models load
         service = RelayService(settings, rundir.path, booths, floor_input, translate=not args.no_translate)

@@ -14,7 +14,7 @@ from pathlib import Path
 from aiohttp import ClientError, WSMsgType, web
 from aiohttp.base_protocol import BaseProtocol
 
-from .accesslog import RedactingAccessLogger
+from .accesslog import CLIENT_KEY, RedactingAccessLogger
 from .hub import CaptionHub
 from .limits import ViewerSlots, client_address
 from .protocol import (
@@ -185,6 +185,7 @@ def create_app(
     app.router.add_get("/ws", _websocket)
     app.router.add_static("/assets", app[WEB_DIR_KEY])
     app.on_response_prepare.append(_add_security_headers)
+    app.on_response_prepare.append(_note_client_address)
     app.on_shutdown.append(_close_viewers)
     return app
 
@@ -200,6 +201,11 @@ async def _add_security_headers(request: web.Request, response: web.StreamRespon
         response.headers.setdefault("X-Frame-Options", "DENY")  # for browsers without frame-ancestors
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+
+
+async def _note_client_address(request: web.Request, response: web.StreamResponse) -> None:
+    """The address the access log names: the viewer's, not the proxy's, with --trust-forwarded-for."""
+    request[CLIENT_KEY] = client_address(request, request.app[SETTINGS_KEY].trust_forwarded_for)
 
 
 async def _index(request: web.Request) -> web.FileResponse:

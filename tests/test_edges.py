@@ -31,8 +31,8 @@ KILLS = ((24.0, 32.0, False), (40.0, 48.0, True))  # (killed at, back at, data w
 class Edge:
     """`relay edge` in a subprocess; `url` once it serves."""
 
-    def __init__(self, redis_url: str, *extra: str) -> None:
-        self.proc = subprocess.Popen([RELAY, "edge", "--redis", redis_url, "--event", EVENT, "--port", "0", *extra],
+    def __init__(self, redis_url: str, *extra: str, event: str = EVENT) -> None:
+        self.proc = subprocess.Popen([RELAY, "edge", "--redis", redis_url, "--event", event, "--port", "0", *extra],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.stderr: list[str] = []
         self._url: str | None = None

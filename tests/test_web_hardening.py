@@ -37,6 +37,18 @@ async def test_viewer_key_and_tokens_never_reach_the_access_log(caplog: pytest.L
     assert "since=4&session=abc&key=***" in lines[2]
 
 
+@pytest.mark.parametrize("trusted", [True, False], ids=["behind a trusted proxy", "direct"])
+async def test_the_access_log_names_the_viewer_behind_a_trusted_proxy(caplog: pytest.LogCaptureFixture, trusted) -> None:
+    caplog.set_level(logging.INFO, logger="aiohttp.access")
+    app = create_app(CaptionHub(), settings=ServerSettings(trust_forwarded_for=trusted))
+    async with serve(app) as url, aiohttp.ClientSession() as session:
+        async with session.get(f"{url}/", headers={"X-Forwarded-For": "203.0.113.9, 198.51.100.7"}) as page:
+            assert page.status == 200
+    lines = [record.getMessage() for record in caplog.records if record.name == "aiohttp.access"]
+    assert len(lines) == 1
+    assert lines[0].startswith("198.51.100.7 " if trusted else "127.0.0.1 "), lines
+
+
 async def test_viewer_cookie_is_secure_when_the_viewer_came_over_https() -> None:
     async with await private_server() as url, aiohttp.ClientSession() as session:
         async with session.get(f"{url}/?key={VIEWER_KEY}", allow_redirects=False) as plain:
