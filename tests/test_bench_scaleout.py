@@ -19,11 +19,11 @@ def test_every_final_is_held_when_the_last_viewer_got_the_last_one_published_by_
 
 def test_storm_commands_are_the_edges_excess_over_a_quiet_window_of_the_same_length() -> None:
     storm = {"window_s": 20.0, "quiet_window_s": 10.0,
-             "commands_storm": {"xread": 50, "xadd": 400, "hgetall": 2, "xrevrange": 6},
-             "commands_quiet": {"xread": 20, "xadd": 200, "hset": 1}}
+             "commands_storm": {"xread": 50, "xadd": 400, "hgetall": 2, "xrevrange": 6, "xrange": 1},
+             "commands_quiet": {"xread": 20, "xadd": 200, "hset": 1, "xrange": 4}}
     figures = _storm_commands(storm, edges=2, viewers=1000)
-    assert figures["edge_commands_excess"] == {"xrevrange": 6, "xread": 10, "hgetall": 2}
-    assert figures["edge_commands_excess_total"] == 18
+    assert figures["edge_commands_excess"] == {"xread": 10, "xrevrange": 6, "hgetall": 2, "xrange": -7}
+    assert figures["edge_commands_excess_total"] == 18  # a command that fell is no saving
     assert figures["per_edge"] == 9.0
     assert figures["per_viewer"] == 0.018
 
