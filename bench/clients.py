@@ -8,7 +8,10 @@ caption's `sent`: on arrival at the socket, and once this one process got round 
 
 A slow viewer really reads slowly: a small receive buffer and `read_bps` bytes a second, read
 in quarter-second portions. When the relay drops it (close 4001) or the connection is lost,
-it reconnects with `since` (its last final) and `session`, as the browser viewer does.
+it reconnects with `since` (its last final) and `session`, as the browser viewer does: after
+RECONNECT_AFTER_S, or with `Crowd.browser_backoff` after the browser's own delay (web/connection.js:
+half of min(30 s, 0.5 s x 2^attempt) plus a random part of the other half, the attempt count reset by
+a hello), which spreads a crowd reconnecting at once.
 
 Every viewer records each final's seq and the CRC-32 of its JSON, to be compared with the
 relay's durable transcript (which stores the exact frame viewers got).
@@ -21,6 +24,7 @@ import contextlib
 import json
 import multiprocessing.connection
 import resource
+import random
 import re
 import socket
 import struct
@@ -45,6 +49,7 @@ _CMSG_SPACE = socket.CMSG_SPACE(16)
 SLOW_RCVBUF_BYTES = 4096  # the kernel doubles it: a few KB may wait unread on the viewer's side
 SLOW_TICK_S = 0.25
 RECONNECT_AFTER_S = 1.0
+BROWSER_BASE_DELAY_S, BROWSER_MAX_DELAY_S = 0.5, 30.0  # web/connection.js
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,16 +60,21 @@ class Crowd:
     viewers: int
     slow: int = 0
     slow_read_bps: int = 100
+    browser_backoff: bool = False  # reconnect as the browser does (jittered backoff), not after a fixed second
 
 
 class BenchViewer:
     """One viewer; reconnects with `since` whenever its connection ends, until stopped."""
 
     def __init__(
-        self, address: tuple[str, int], ws_url: str, read_bps: int | None, first: asyncio.Future[None]
+        self, address: tuple[str, int], ws_url: str, read_bps: int | None, first: asyncio.Future[None],
+        browser_backoff: bool = False,
     ) -> None:
         self.address, self.ws_url, self.read_bps = address, ws_url, read_bps
         self.first = first  # resolved by the first hello
+        self.browser_backoff = browser_backoff
+        self.attempt = 0  # reconnections since the last hello (the browser's backoff exponent)
+        self.hellos: list[tuple[float, bool]] = []  # (arrival, resumed) of each hello
         self.samples: list[tuple[float, float, float]] = []  # (sent, arrival delay, handled delay)
         self.finals: dict[int, tuple[int, float]] = {}  # seq -> (CRC-32 of the frame's JSON, arrival)
         self.duplicates = 0
@@ -137,7 +147,9 @@ class BenchViewer:
 
     def _on_text(self, data: bytes, arrived: float, now: float) -> None:
         if data.startswith(b'{"type":"hello"'):
-            self.session = json.loads(data)["session"]
+            hello = json.loads(data)
+            self.session, self.attempt = hello["session"], 0
+            self.hellos.append((arrived, bool(hello.get("resumed"))))
             if not self.first.done():
                 self.first.set_result(None)
             return
@@ -161,7 +173,14 @@ class BenchViewer:
         self.closes[how] += 1
         self.close()
         if not self.stopping:
-            asyncio.get_running_loop().call_later(RECONNECT_AFTER_S, self._reconnect)
+            asyncio.get_running_loop().call_later(self._reconnect_delay(), self._reconnect)
+
+    def _reconnect_delay(self) -> float:
+        if not self.browser_backoff:
+            return RECONNECT_AFTER_S
+        ceiling = min(BROWSER_MAX_DELAY_S, BROWSER_BASE_DELAY_S * 2**self.attempt)
+        self.attempt = min(self.attempt + 1, 10)
+        return ceiling / 2 + random.random() * ceiling / 2
 
     def _reconnect(self) -> None:
         if not self.stopping:
@@ -199,7 +218,7 @@ async def connect_crowd(crowd: Crowd) -> list[BenchViewer]:
 
     async def one(index: int) -> BenchViewer:
         viewer = BenchViewer(address, crowd.ws_url, crowd.slow_read_bps if index < crowd.slow else None,
-                             loop.create_future())
+                             loop.create_future(), crowd.browser_backoff)
         async with gate:
             await viewer.connect()
             await asyncio.wait_for(viewer.first, 60)
@@ -211,17 +230,19 @@ async def connect_crowd(crowd: Crowd) -> list[BenchViewer]:
 def summarise_crowd(viewers: list[BenchViewer], slow: int, measure_from: float) -> dict[str, Any]:
     """Delays of the viewers that kept up (frames sent after `measure_from`), and what every viewer got."""
     healthy = viewers[slow:]
-    kept = [[s[1:] for s in v.samples if s[0] >= measure_from] for v in healthy]
-    delays = np.array([pair for per_viewer in kept for pair in per_viewer]).reshape(-1, 2)
+    kept = [[s for s in v.samples if s[0] >= measure_from] for v in healthy]
+    delays = np.array([sample for per_viewer in kept for sample in per_viewer]).reshape(-1, 3)
     return {
-        "arrival": delays[:, 0],
-        "delays": delays[:, 1],
+        "sent": delays[:, 0],
+        "arrival": delays[:, 1],
+        "delays": delays[:, 2],
         "min_received": min(map(len, kept), default=0),
         "bytes_read_median": float(np.median([v.bytes_read for v in healthy])) if healthy else 0.0,
         "finals": [v.finals for v in viewers],
         "duplicates": [v.duplicates for v in viewers],
         "connections": [v.connections for v in viewers],
         "closes": [dict(v.closes) for v in viewers],
+        "hellos": [v.hellos for v in viewers],
     }
 
 
@@ -234,15 +255,20 @@ def raise_fd_limit(needed: int) -> None:
 
 
 async def _crowd_main(crowd: Crowd, conn: multiprocessing.connection.Connection) -> None:
-    """Connect, report ready, and on (measure_from, published) report what every viewer got."""
+    """Connect, report ready, and on (measure_from, published[, last_seq]) report what every viewer got.
+
+    It first waits (10 s at most) for every viewer that keeps up to hold `published` frames and
+    the final numbered `last_seq`.
+    """
     loop = asyncio.get_running_loop()
     viewers = await connect_crowd(crowd)
     conn.send("ready")
-    measure_from, published = await loop.run_in_executor(None, conn.recv)
+    measure_from, published, *last = await loop.run_in_executor(None, conn.recv)
+    last_seq = last[0] if last else 0
     healthy = viewers[crowd.slow :]
     with contextlib.suppress(TimeoutError):  # let the last caption reach every viewer that keeps up
         async with asyncio.timeout(10.0):
-            while any(len(v.samples) < published for v in healthy):
+            while any(len(v.samples) < published or (last_seq and last_seq not in v.finals) for v in healthy):
                 await asyncio.sleep(0.05)
     for viewer in viewers:
         viewer.stopping = True

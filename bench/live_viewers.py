@@ -65,9 +65,9 @@ def run_point(
         expected = {f.seq: zlib.crc32(f.frame_json.encode()) for f in stored}
         published = {f.seq: f.published_at for f in stored}
         # finals published once every viewer was connected (earlier ones reached them as a replay)
-        ends = {seq: end for seq, end in _last_final_per_utterance(events, spans, stored).items()
+        ends = {seq: end for seq, end in last_final_per_utterance(events, spans, stored).items()
                 if published[seq] >= measure_from}
-        point.update(_crowd_figures(got, expected, slow, ends, clock_zero(captions), run["resources"]["seconds"]))
+        point.update(crowd_figures(got, expected, slow, ends, clock_zero(captions), run["resources"]["seconds"]))
     return point
 
 
@@ -113,7 +113,7 @@ def _run(crowd: Crowd, source: Path) -> dict[str, Any]:
     return out
 
 
-def _crowd_figures(
+def crowd_figures(
     got: dict, expected: dict[int, int], slow: int, ends: dict[int, float], zero: float, duration_s: float
 ) -> dict[str, Any]:
     """Completeness, delivery delays and speech-end → socket delays (`ends`: seq -> end of speech) of the crowd."""
@@ -135,7 +135,7 @@ def _crowd_figures(
     }
 
 
-def _last_final_per_utterance(events: list[Event], spans: dict, stored: list) -> dict[int, float]:
+def last_final_per_utterance(events: list[Event], spans: dict, stored: list) -> dict[int, float]:
     """seq of the final that completes each utterance -> where that utterance's speech ends."""
     finals = [{"seq": f.seq, "start": f.caption.start, "end": f.caption.end, "text": f.caption.text}
               for f in stored if f.caption.text and f.track is None]

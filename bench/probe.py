@@ -7,6 +7,9 @@ received the newest segment of that read. A dedicated thread blocks in `recvmsg`
 holds one segment in practice (`reads_with_several_frames` says when not): that time is when
 the message reached the viewer's socket, not when a busy event loop got round to it.
 CLOCK_REALTIME is the clock of `time.time()`, hence of the relay's `sent` stamps.
+
+With `reconnect_after_s`, a lost connection (a server killed, say) is opened again every that many
+seconds until it succeeds, resuming with `since` (its last final) and `session` as viewers do.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class ProbeResult:
     reads_without_timestamp: int = 0
     reads_with_several_frames: int = 0
     close_code: int | None = None
+    reconnections: int = 0
 
 
 def kernel_timestamp(ancillary: list[tuple[int, int, bytes]]) -> float | None:
@@ -66,8 +70,9 @@ def kernel_timestamp(ancillary: list[tuple[int, int, bytes]]) -> float | None:
 class MeasuringViewer:
     """Connect to `ws_url`, record every text message with its arrival time until stopped or closed."""
 
-    def __init__(self, ws_url: str) -> None:
+    def __init__(self, ws_url: str, reconnect_after_s: float | None = None) -> None:
         self._url = ws_url
+        self._reconnect_after_s = reconnect_after_s
         self._stop = threading.Event()
         self.result = ProbeResult()
         self._thread = threading.Thread(target=self._run, name="probe", daemon=True)
@@ -76,12 +81,15 @@ class MeasuringViewer:
 
     def start(self, timeout_s: float = 10.0) -> None:
         """Connect (handshake included in the thread) and start reading."""
+        self._sock = self._connect(timeout_s)
+        self._thread.start()
+
+    def _connect(self, timeout_s: float) -> socket.socket:
         parts = urlsplit(self._url)
         sock = socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=timeout_s)
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, _SOF_RX_SOFTWARE | _SOF_SOFTWARE)
         sock.settimeout(0.5)  # wakes the thread to notice stop()
-        self._sock = sock
-        self._thread.start()
+        return sock
 
     def stop(self, timeout_s: float = 10.0) -> ProbeResult:
         """Stop reading and return what arrived."""
@@ -95,8 +103,16 @@ class MeasuringViewer:
         return not self._thread.is_alive()
 
     def _run(self) -> None:
-        assert self._sock is not None
-        sock, protocol = self._sock, ClientProtocol(parse_uri(self._url))
+        try:
+            while self._sock is not None:
+                protocol = ClientProtocol(parse_uri(self._url + self._resume_query()))
+                self._read_connection(self._sock, protocol)
+                self._sock = self._reconnect()
+        finally:
+            self.ended.set()  # nothing more will come
+
+    def _read_connection(self, sock: socket.socket, protocol: ClientProtocol) -> None:
+        """Read one connection until it ends or stop() is called."""
         protocol.send_request(protocol.connect())
         try:
             self._send(sock, protocol)
@@ -114,9 +130,26 @@ class MeasuringViewer:
             pass
         finally:
             self.result.close_code = protocol.close_rcvd.code if protocol.close_rcvd else None
-            self.ended.set()  # nothing more will come
             with contextlib.suppress(OSError):
                 sock.close()
+
+    def _reconnect(self) -> socket.socket | None:
+        """A new connection after a lost one, if asked to reconnect and not stopped or ended."""
+        if self._reconnect_after_s is None:
+            return None
+        while not self._stop.wait(self._reconnect_after_s) and not self.ended.is_set():
+            with contextlib.suppress(OSError):
+                sock = self._connect(5.0)
+                self.result.reconnections += 1
+                return sock
+        return None
+
+    def _resume_query(self) -> str:
+        """`?since=...&session=...` once a hello and a final arrived (as viewers resume), else empty."""
+        messages = [a.message for a in self.result.arrivals]
+        session = next((m["session"] for m in reversed(messages) if m["type"] == "hello"), None)
+        seqs = [m["seq"] for m in messages if m["type"] in ("final", "track")]
+        return f"?since={max(seqs)}&session={session}" if session and seqs else ""
 
     def _take(self, protocol: ClientProtocol, data: bytes, ancillary: list, read_s: float) -> None:
         result = self.result

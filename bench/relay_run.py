@@ -1,4 +1,4 @@
-"""Run `relay serve` for a benchmark and watch what it and its Apertium processes use.
+"""Run `relay serve` (and `relay edge`) for a benchmark and watch what it and its Apertium processes use.
 
 `ResourceSampler` reads, with psutil, the relay process and its children (recursively) every
 0.5 s: the peak of their summed RSS (shared pages, e.g. libraries, counted once per process) and
@@ -34,12 +34,36 @@ def start_relay(data: Path, source: Path, extra: list[str] | None = None) -> tup
         [str(RELAY), "serve", str(source), "--realtime", "--port", "0", "--data", str(data), *(extra or [])],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
+    return proc, serving_url(proc)
+
+
+def start_edge(redis_url: str, event: str, port: int, extra: list[str] | None = None) -> subprocess.Popen:
+    """Start `relay edge` on `port` (it serves once the event is on Redis: see `serving_url`)."""
+    return subprocess.Popen(
+        [str(RELAY), "edge", "--redis", redis_url, "--event", event, "--port", str(port), *(extra or [])],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+
+
+def serving_url(proc: subprocess.Popen) -> str:
+    """The base URL a relay or edge prints once viewers may connect (it is killed if it prints something else)."""
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if "viewers open" not in line:
         proc.kill()
         raise RuntimeError(f"relay did not start: {line!r}")
-    return proc, line.split("viewers open ", 1)[1].strip().rstrip("/")
+    return line.split("viewers open ", 1)[1].strip().rstrip("/")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, in MiB."""
+    return round(psutil.Process(pid).memory_info().rss / 2**20, 1)
 
 
 def _get(url: str, data: Path, path: str) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bench.clients import Crowd, completeness, connect_crowd
+from bench.clients import BenchViewer, Crowd, completeness, connect_crowd
 from relay.hub import CaptionHub
 from relay.messages import Caption, SourceState
 from relay.server import ServerSettings, create_app, serve
@@ -54,3 +54,48 @@ async def test_a_slow_reader_is_closed_resumes_with_since_and_ends_with_every_fi
     assert sorted(slow.finals) == sorted(healthy.finals) == list(range(1, 61))
     assert slow.connections >= 2 and sum(slow.closes.values()) >= 1
     assert slow.duplicates == 0 and healthy.connections == 1
+
+
+def test_browser_backoff_waits_as_the_browser_does_and_a_hello_resets_it() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        viewer = BenchViewer(("127.0.0.1", 1), "ws://127.0.0.1:1/ws", None, loop.create_future(), browser_backoff=True)
+    finally:
+        loop.close()
+    delays = [viewer._reconnect_delay() for _ in range(4)]
+    for delay, ceiling in zip(delays, (0.5, 1.0, 2.0, 4.0)):
+        assert ceiling / 2 <= delay <= ceiling
+    viewer._on_text(b'{"type":"hello","session":"s1","resumed":true}', 12.5, 12.6)
+    assert viewer.hellos == [(12.5, True)] and viewer.session == "s1"
+    assert viewer._reconnect_delay() <= 0.5
+
+
+async def test_a_crowd_reconnects_to_a_restarted_server_and_resumes_with_every_final_once() -> None:
+    hub = CaptionHub()
+    hub.source_state(SourceState.CONNECTED)
+    app_settings = ServerSettings(heartbeat_s=1.0, close_timeout_s=1.0)
+
+    def publish(n: int) -> None:
+        hub.publish(Caption("final", f"u{n}", "en", f"caption {n}", n, n + 1.0, n + 1.5))
+
+    async with serve(create_app(hub, settings=app_settings), "127.0.0.1", 0, shutdown_timeout_s=1.0) as url:
+        crowd = Crowd(url.replace("http", "ws", 1) + "/ws", viewers=20, browser_backoff=True)
+        viewers = await asyncio.wait_for(connect_crowd(crowd), 30)
+        for n in range(1, 6):
+            publish(n)
+    for n in range(6, 11):  # while the server is away: the viewers' attempts are refused
+        publish(n)
+        await asyncio.sleep(0.2)
+    port = int(url.rsplit(":", 1)[1])
+    async with serve(create_app(hub, settings=app_settings), "127.0.0.1", port, shutdown_timeout_s=1.0):
+        async with asyncio.timeout(60):
+            while any(len(v.finals) < 10 for v in viewers):
+                await asyncio.sleep(0.1)
+        for viewer in viewers:
+            viewer.stopping = True
+            viewer.close()
+    for viewer in viewers:
+        assert sorted(viewer.finals) == list(range(1, 11))
+        assert viewer.duplicates == 0
+        assert [resumed for _, resumed in viewer.hellos] == [False, True]
+        assert viewer.connections >= 2

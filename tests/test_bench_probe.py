@@ -69,3 +69,31 @@ def test_sampler_counts_the_apertium_processes_and_their_cpu() -> None:
     assert figures["apertium_processes"] > 0
     assert figures["cpu_s"]["apertium"] > 0
     assert figures["peak_rss_mb"]["relay_and_apertium"] > figures["peak_rss_mb"]["relay_process"]
+
+
+async def test_a_reconnecting_measuring_viewer_resumes_after_its_server_restarts() -> None:
+    hub = CaptionHub()
+    hub.source_state(SourceState.CONNECTED)
+    loop = asyncio.get_running_loop()
+    async with serve(create_app(hub), "127.0.0.1", 0, shutdown_timeout_s=1.0) as url:
+        probe = MeasuringViewer(url.replace("http", "ws", 1) + "/ws", reconnect_after_s=0.2)
+        probe.start()
+        while hub.viewer_count == 0:
+            await asyncio.sleep(0.02)
+        for n in range(1, 4):
+            hub.publish(_final(n))
+        await asyncio.sleep(0.3)
+    for n in range(4, 6):  # while the server is away
+        hub.publish(_final(n))
+    await asyncio.sleep(0.5)
+    async with serve(create_app(hub), "127.0.0.1", int(url.rsplit(":", 1)[1]), shutdown_timeout_s=1.0):
+        while hub.viewer_count == 0:
+            await asyncio.sleep(0.02)
+        hub.publish(_final(6))
+        hub.end_session("done")
+        assert await loop.run_in_executor(None, probe.ended.wait, 10.0)
+        result = probe.stop()
+    messages = [a.message for a in result.arrivals]
+    assert [m["seq"] for m in messages if m["type"] == "final"] == [1, 2, 3, 4, 5, 6]
+    assert [m["resumed"] for m in messages if m["type"] == "hello"] == [False, True]
+    assert result.reconnections >= 1
