@@ -119,7 +119,8 @@ class Edge:
 
 
 def add_edge_routes(app: web.Application, edge: Edge) -> None:
-    """`/healthz` (200 while Redis answers, else 503) and `/metrics` (Prometheus text)."""
+    """`/healthz` (200 while Redis answers, else 503; a silent relay is named, not a 503: every
+    edge would be pulled from the balancer) and `/metrics` (Prometheus text)."""
     metrics = ScrapedMetrics()
     slots = app[SLOTS_KEY]
     counters = edge.counters
@@ -127,6 +128,8 @@ def add_edge_routes(app: web.Application, edge: Edge) -> None:
         ("relay_edge_viewers", "Viewers connected to this edge.", lambda: edge.current.hub.viewer_count),
         ("relay_edge_redis_up", "1 while the edge reads the event from Redis.",
          lambda: float(edge.current.feed.connected)),
+        ("relay_edge_relay_up", "1 while the transcribing relay's heartbeat or entries reach this edge.",
+         lambda: float(not edge.current.feed.relay_silent)),
         ("relay_edge_last_seq", "Last final delivered by this edge.", lambda: edge.current.hub.seq),
         ("relay_edge_lag_seconds", "The last caption's publication at the relay to its delivery here.",
          lambda: counters.lag_s),
@@ -145,8 +148,10 @@ def add_edge_routes(app: web.Application, edge: Edge) -> None:
         metrics.counter(name, text, read)
 
     async def healthz(request: web.Request) -> web.Response:
-        up, hub = edge.current.feed.connected, edge.current.hub
-        body = {"redis": "up" if up else "down", "session": hub.session, "seq": hub.seq, "viewers": hub.viewer_count}
+        feed, hub = edge.current.feed, edge.current.hub
+        up = feed.connected
+        body = {"redis": "up" if up else "down", "relay": "silent" if feed.relay_silent else "up",
+                "session": hub.session, "seq": hub.seq, "viewers": hub.viewer_count}
         return web.json_response(body, status=200 if up else 503)
 
     async def metrics_route(request: web.Request) -> web.Response:

@@ -117,6 +117,11 @@ class CaptionHub:
         return self._seq
 
     @property
+    def ended(self) -> bool:
+        """True once the session's end was delivered."""
+        return self._ended is not None
+
+    @property
     def viewer_count(self) -> int:
         """Viewers attached, live or replaying."""
         return len(self._live) + len(self._replaying)

@@ -226,3 +226,34 @@ async def test_an_edge_follows_the_event_into_a_new_session_without_restart(redi
     await asyncio.gather(following, return_exceptions=True)
     await edge_redis.aclose()
     await second.close()
+
+
+async def test_a_relay_gone_silent_is_told_to_edge_viewers_and_its_return_too(redis_server, monkeypatch):
+    from relay.bus import feed as feed_module
+
+    monkeypatch.setattr(feed_module, "RELAY_SILENT_S", 4.0)  # 10 s in service; shorter here
+    relay = Relay(redis_server.url)
+    relay.hub.source_state("connected")
+    relay.hub.publish(caption(1))
+    await until(lambda: relay.publisher.stream_seq == 1 and not relay.publisher.queued)
+    edge_redis = Redis.from_url(redis_server.url, socket_timeout=10)
+    edge = await start_edge(edge_redis, EVENT, "test")
+    following = asyncio.create_task(edge.follow())
+    viewer = RecordingViewer()
+    await edge.ref.hub.attach(viewer)
+    await asyncio.sleep(6)  # a quiet room: the relay's heartbeat keeps the edge calm
+    assert not edge.current.feed.relay_silent
+    assert [m["state"] for m in viewer.messages if m["type"] == "status"] == []
+    relay.task.cancel()  # the relay dies without a word (no end)
+    await asyncio.gather(relay.task, return_exceptions=True)
+    await until(lambda: edge.current.feed.relay_silent, 20)
+    assert [m["state"] for m in viewer.messages if m["type"] == "status"] == ["reconnecting"]
+    relay.task = asyncio.create_task(relay.publisher.run())  # the relay is back (same session)
+    relay.hub.publish(caption(2))
+    await until(lambda: edge.ref.hub.seq == 2 and not edge.current.feed.relay_silent, 20)
+    assert [m["state"] for m in viewer.messages if m["type"] == "status"][-1] == "connected"
+    assert viewer.finals() == [(1, "sentence 1 <b>&"), (2, "sentence 2 <b>&")]
+    following.cancel()
+    await asyncio.gather(following, return_exceptions=True)
+    await edge_redis.aclose()
+    await relay.close()

@@ -31,7 +31,8 @@ BLOCK_MS = 2000
 _READ_GRACE_S = 3.0  # a read taking BLOCK + this is a stalled Redis
 _COUNT = 500
 _RING = 500  # finals read at start for the edge's memory ring
-_SESSION_CHECK_S = 2.0  # how often an edge asks which session the event is in
+_META_CHECK_S = 2.0  # how often an edge reads the meta: the session, the relay's heartbeat
+RELAY_SILENT_S = 10.0  # no heartbeat and no entry this long: the relay is gone
 
 
 @dataclass(slots=True)
@@ -116,8 +117,10 @@ class EdgeFeed:
         self._last_id = after_id
         self._states = dict(meta.states)
         self._counters = counters
-        self._session_checked = time.monotonic()
+        self._meta_checked = self._heard_at = time.monotonic()
+        self._beat = meta.beat
         self.connected = True
+        self.relay_silent = False
         self.last_entry_at: float | None = None  # time.time() of the last entry read
 
     @property
@@ -139,7 +142,7 @@ class EdgeFeed:
                     await self._recovered()
                 backoff = 0.5
                 self._deliver_entries(entries)
-                moved = await self._new_session()
+                moved = await self._check_meta()
                 if moved is not None:
                     while entries := await self._redis.xread({self._key: self._last_id}, count=_COUNT):
                         self._deliver_entries(entries)
@@ -150,8 +153,7 @@ class EdgeFeed:
                     _LOGGER.warning("Lost Redis (%s); viewers told the captions are reconnecting",
                                     type(error).__name__)
                     self.connected = False
-                    for channel in self._hub.channels:
-                        self._hub.source_state(SourceState.RECONNECTING, channel)
+                    self._tell_reconnecting()
                 await asyncio.sleep(backoff * random.uniform(0.5, 1.5))
                 backoff = min(backoff * 2, 5.0)
 
@@ -161,24 +163,50 @@ class EdgeFeed:
                 self._deliver(frame_of(entry_id, fields))
                 self._last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
 
-    async def _new_session(self) -> EventMeta | None:
-        """The event's meta if it names another session (asked every couple of seconds)."""
-        if time.monotonic() - self._session_checked < _SESSION_CHECK_S:
+    async def _check_meta(self) -> EventMeta | None:
+        """Every couple of seconds: the event's meta if it names another session; meanwhile, tell
+        viewers when the relay's heartbeat has stopped (a dead relay, not a quiet room) and when
+        it is back."""
+        now = time.monotonic()
+        if now - self._meta_checked < _META_CHECK_S:
             return None
-        self._session_checked = time.monotonic()
+        self._meta_checked = now
         meta = await read_meta(self._redis, self._event)
-        return meta if meta is not None and meta.session != self._session else None
+        if meta is None:
+            return None
+        if meta.session != self._session:
+            return meta
+        if meta.beat != self._beat:
+            self._beat, self._heard_at = meta.beat, now
+        if self.relay_silent and now - self._heard_at < RELAY_SILENT_S:
+            self.relay_silent = False
+            _LOGGER.info("The relay is publishing again")
+            self._restore_states(meta)
+        elif not self.relay_silent and now - self._heard_at >= RELAY_SILENT_S and not self._hub.ended:
+            self.relay_silent = True
+            _LOGGER.warning("No word from the relay for %.0f s; viewers told the captions are reconnecting",
+                            now - self._heard_at)
+            self._tell_reconnecting()
+        return None
 
-    async def _recovered(self) -> None:
-        meta = await read_meta(self._redis, self._event)
+    def _tell_reconnecting(self) -> None:
+        for channel in self._hub.channels:
+            self._hub.source_state(SourceState.RECONNECTING, channel)
+
+    def _restore_states(self, meta: EventMeta | None) -> None:
         if meta is not None and meta.session == self._session:
             self._states.update(meta.states)
         for channel in self._hub.channels:
             self._hub.source_state(self._states.get(channel, SourceState.CONNECTED.value), channel)
+
+    async def _recovered(self) -> None:
+        self._restore_states(await read_meta(self._redis, self._event))
+        self._heard_at = time.monotonic()
         self.connected = True
         _LOGGER.info("Redis is back; reading on after %s", self._last_id)
 
     def _deliver(self, frame: Frame) -> None:
+        self._heard_at = time.monotonic()
         self.last_entry_at = now = time.time()
         self._counters.delivered += 1
         sent = sent_of(frame.text)

@@ -6,21 +6,24 @@ them), so Redis is a copy that may fall behind: while Redis is down the relay go
 and serving its own viewers; when Redis is back the publisher looks at the stream's last entry,
 republishes from SQLite every final Redis does not have (all of them if Redis lost its data), and
 goes on with what queued meanwhile, finals Redis now has skipped. A final is never added twice
-(its entry id is its seq; Redis refuses an id not above the last).
+(its entry id is its seq; Redis refuses an id not above the last). Every couple of seconds it
+also rewrites a heartbeat in the event's meta, so edges can tell a quiet room from a dead relay.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import time
 from collections import deque
 from typing import Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from relay.bus.stream import EventMeta, entry_fields, frames_key, meta_key, parse_id
+from relay.bus.stream import BEAT_FIELD, BEAT_S, EventMeta, entry_fields, frames_key, meta_key, parse_id
 from relay.protocol import Frame
 from relay.redact import redact_url
 
@@ -54,6 +57,7 @@ class RedisPublisher:
         self._minor = 0  # the stream's last entry after it
         self.connected = False
         self._writing = False  # a batch is on its way to Redis
+        self._beaten = 0.0  # time.monotonic() of the last heartbeat written
         self.published = 0
         self.republished = 0
         self.failures = 0
@@ -94,7 +98,12 @@ class RedisPublisher:
                 self.connected, backoff = True, 0.5
                 while True:
                     await self._flush()
-                    await self._wake.wait()
+                    since_beat = time.monotonic() - self._beaten
+                    if since_beat >= BEAT_S:
+                        await self._beat()  # a quiet room is then not taken for a dead relay
+                        since_beat = 0.0
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), BEAT_S - since_beat)
                     self._wake.clear()
             except (RedisError, OSError) as error:
                 self.failures += 1
@@ -105,9 +114,14 @@ class RedisPublisher:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
+    async def _beat(self) -> None:
+        await self._redis.hset(meta_key(self._event), BEAT_FIELD, repr(time.time()))
+        self._beaten = time.monotonic()
+
     async def _catch_up(self) -> None:
         """Write the meta, find where the stream is, republish the finals it lacks."""
-        await self._redis.hset(meta_key(self._event), mapping=self._meta.to_hash())
+        await self._redis.hset(meta_key(self._event), mapping={**self._meta.to_hash(), BEAT_FIELD: repr(time.time())})
+        self._beaten = time.monotonic()
         last = await self._redis.xrevrange(self._key, count=1)
         self._last_final, self._minor = parse_id(last[0][0]) if last else (0, 0)
         if self._finals is not None:

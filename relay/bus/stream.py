@@ -21,6 +21,8 @@ from relay.protocol import Frame, websocket_text_frame
 
 FIELD = b"m"  # the frame's JSON
 SEQ_FIELD = b"s"  # a partial's seq (the next final's); absent for status and end
+BEAT_FIELD = "beat"  # in the meta hash: the relay's clock, rewritten every BEAT_S while it publishes
+BEAT_S = 2.0
 _SENT = re.compile(rb'"sent":([0-9.]+)')
 
 
@@ -71,6 +73,7 @@ class EventMeta:
     languages: tuple[str, ...]
     label: str
     states: dict[str, str]
+    beat: str = ""  # the relay's heartbeat, rewritten every couple of seconds (not part of to_hash)
 
     def to_hash(self) -> dict[str, str]:
         return {
@@ -95,4 +98,5 @@ class EventMeta:
             languages=tuple(json.loads(values["languages"])),
             label=values["label"],
             states=dict(json.loads(values.get("states", "{}"))),
+            beat=values.get(BEAT_FIELD, ""),
         )
