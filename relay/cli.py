@@ -65,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_argument("--redis", type=_redis_url, required=True, metavar="URL", help="e.g. redis://host:6379/0")
     edge.add_argument("--event", type=_event_name, default="main", help="the event's name on Redis (default main)")
     add_viewer_server_options(edge)
-    edge.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
-                      help="event loop: uvloop (faster fan-out), asyncio's own, or auto: uvloop when installed")
+    edge.add_argument("--loop", choices=("asyncio", "uvloop", "auto"), default="asyncio",
+                      help="event loop: asyncio's own (default), uvloop (pip install uvloop), or auto: uvloop if installed")
     edge.set_defaults(handler=cmd_edge)
 
     for name, handler, text in (

@@ -37,6 +37,8 @@ def published(tmp_path_factory):
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_an_edge_on_either_loop_serves_a_viewer_the_events_final(published, loop):
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
     edge = subprocess.Popen([RELAY, "-v", "edge", "--redis", published, "--event", EVENT, "--port", "0",
                              "--loop", loop], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -57,7 +59,7 @@ def test_an_edge_on_either_loop_serves_a_viewer_the_events_final(published, loop
 
 
 def test_auto_is_uvloop_when_installed_and_asyncio_otherwise(monkeypatch):
-    import uvloop
+    uvloop = pytest.importorskip("uvloop")
 
     assert edge_loop_factory("auto") is uvloop.new_event_loop
     assert edge_loop_factory("asyncio") is None
