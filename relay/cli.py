@@ -7,7 +7,9 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from relay import daemon, runner
 from relay.channel_input import ChannelSourceError, open_channels, open_event_channels
@@ -63,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_argument("--redis", type=_redis_url, required=True, metavar="URL", help="e.g. redis://host:6379/0")
     edge.add_argument("--event", type=_event_name, default="main", help="the event's name on Redis (default main)")
     add_viewer_server_options(edge)
+    edge.add_argument("--loop", choices=("asyncio", "uvloop", "auto"), default="asyncio",
+                      help="event loop: asyncio's own (default), uvloop (pip install uvloop), or auto: uvloop if installed")
     edge.set_defaults(handler=cmd_edge)
 
     for name, handler, text in (
@@ -215,7 +219,33 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 def cmd_edge(args: argparse.Namespace) -> int:
     from relay.edge import run_edge
 
-    return asyncio.run(run_edge(args))
+    try:
+        loop_factory = edge_loop_factory(args.loop)
+    except ImportError:
+        print("relay: --loop uvloop: uvloop is not installed (pip install uvloop)", file=sys.stderr)
+        return EXIT_USAGE
+    with asyncio.Runner(loop_factory=loop_factory) as loop_runner:
+        return loop_runner.run(_on_loop_logged(run_edge(args)))
+
+
+async def _on_loop_logged(work: Coroutine[Any, Any, int]) -> int:
+    loop = type(asyncio.get_running_loop())
+    _LOGGER.info("Event loop: %s.%s", loop.__module__, loop.__qualname__)
+    return await work
+
+
+def edge_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop for "uvloop" (ImportError if it is missing) and for "auto" when installed;
+    None for asyncio's own."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise
+        return None
+    return uvloop.new_event_loop
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
