@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from relay import daemon, runner
+from relay import daemon
 from relay.channel_input import ChannelSourceError, open_channels, open_event_channels
 from relay.channels import AUTO, ChannelError, check_booths, parse_booth, separate_channels
 from relay.logfile import add_log_options
@@ -213,6 +213,8 @@ def _frame_ancestors(text: str) -> str:
 def cmd_transcribe(args: argparse.Namespace) -> int:
     check_channel_sources(args)
     sink = JsonlWriter(sys.stdout) if args.jsonl else TextWriter(sys.stdout, sys.stdout.isatty())
+    from relay import runner  # the model stack: not loaded by `relay edge`, `watch`, `status`...
+
     return asyncio.run(runner.transcribe(args, sink))
 
 
@@ -250,6 +252,8 @@ def edge_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     check_channel_sources(args)
+    from relay import runner
+
     return asyncio.run(runner.serve_relay(args))
 
 

@@ -26,7 +26,7 @@ from relay.bus.stream import EventMeta, frames_key
 from relay.hub import CaptionHub
 from relay.metrics import ScrapedMetrics
 from relay.redact import redact_url
-from relay.runner import install_stop_signals, raise_open_files_limit, server_settings
+from relay.serving import install_stop_signals, raise_open_files_limit, server_settings
 from relay.protocol import CLOSE_SERVICE_RESTART
 from relay.server import SLOTS_KEY, HubRef, create_app, serve
 from relay.viewer_key import add_viewer_key, read_viewer_token

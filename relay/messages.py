@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-import numpy as np
+if TYPE_CHECKING:  # only annotations: an edge, which has no audio, never loads numpy
+    import numpy as np
+
 
 SAMPLE_RATE_HZ = 16_000
 

@@ -7,8 +7,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import resource
-import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,7 +19,8 @@ from relay.logfile import log_to_file, settings_from_args
 from relay.modelstore import ModelError, resolve_model
 from relay.pipeline import ChannelInput, PipelineSettings
 from relay.rundir import RunDirectory
-from relay.server import SLOTS_KEY, ServerSettings, create_app, serve
+from relay.server import SLOTS_KEY, create_app, serve
+from relay.serving import install_stop_signals, raise_open_files_limit, server_settings
 from relay.service import RelayService, track_languages
 from relay.source import SourceSettings
 from relay.store import transcript_path
@@ -71,16 +70,6 @@ async def open_booths(
     return inputs[FLOOR], booths
 
 
-def server_settings(args: argparse.Namespace) -> ServerSettings:
-    """Viewer limits and framing policy from `serve`/`start` options."""
-    return ServerSettings(
-        max_viewers=args.max_viewers,
-        max_viewers_per_address=args.max_viewers_per_address,
-        trust_forwarded_for=args.trust_forwarded_for,
-        frame_ancestors=args.frame_ancestors,
-    )
-
-
 def load_engine(args: argparse.Namespace) -> WhisperEngine:
     """Resolve and load the Whisper model, then warm it up."""
     language = None if args.language == "auto" else args.language
@@ -120,14 +109,6 @@ async def transcribe(args: argparse.Namespace, sink) -> int:
         install_stop_signals(event.stop)
         await event.run_floor(engine, translator, pipeline)
     return 0
-
-
-def raise_open_files_limit(wanted: int = 65536) -> None:
-    """Each viewer holds a socket: lift the soft limit (often 1,024) as far as allowed."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(hard, max(soft, wanted))
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 async def serve_relay(args: argparse.Namespace) -> int:
@@ -228,20 +209,3 @@ def load_translator(args: argparse.Namespace) -> CaptionTranslator | None:
 
 async def _log_source_event(channel: str, event) -> None:
     _LOGGER.info("Source of %s %s", channel, event.state.value)  # detail may quote the address
-
-
-def install_stop_signals(stop) -> None:
-    """First Ctrl-C / SIGTERM stops gracefully (pending speech is committed); a second forces."""
-    loop = asyncio.get_running_loop()
-    calls = {"n": 0}
-
-    def on_signal() -> None:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            _LOGGER.info("Stopping: committing pending captions (again to force)")
-            stop()
-        else:
-            raise SystemExit(130)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)

@@ -10,7 +10,7 @@ import pytest
 from relay.cli import build_parser
 from relay.control import add_control_routes
 from relay.hub import CaptionHub
-from relay.runner import server_settings
+from relay.serving import server_settings
 from relay.server import ServerSettings, check_frame_ancestors, create_app, serve
 from tests.test_control import TOKEN, VIEWER_KEY, StandInRelay
 
