@@ -40,6 +40,9 @@ class Viewer(Protocol):
     def send(self, frame: Frame, *, replay: bool = False) -> bool:
         """Buffer `frame` without waiting; False when full. A `replay` frame may overfill by itself."""
 
+    def send_batch(self, frames: Sequence[Frame], wire: bytes) -> bool:
+        """Buffer several live frames at once (`wire`: their wire bytes joined); False when full."""
+
     async def drained(self) -> bool:
         """Wait until the buffer is under its limit; False if the connection is going away."""
 
@@ -175,22 +178,45 @@ class CaptionHub:
         _LOGGER.info("Session ended after final %d: %s", self._seq, reason)
         self.deliver(encode_end(self.channel, reason, self._seq))
 
-    def deliver_final(self, frame: Frame) -> None:
-        """An edge's hub: a final numbered elsewhere (the relay's), delivered once and in order."""
-        if frame.seq is None or frame.seq <= self._seq:
-            return  # already delivered
-        self._seq = frame.seq
-        self.deliver(frame)
+    def deliver_batch(self, frames: Sequence[Frame]) -> None:
+        """An edge's hub: frames read together from the stream, finals numbered elsewhere (each
+        delivered once, in order), written to each live viewer in one go: at a saturated edge a
+        read holds several entries and a viewer then costs one write for all of them, not one each."""
+        fresh: list[Frame] = []
+        for frame in frames:
+            if frame.final:
+                if frame.seq is None or frame.seq <= self._seq:
+                    continue  # already delivered
+                self._seq = frame.seq
+                self._ring.append(frame)
+            fresh.append(frame)
+        if len(fresh) <= 1:
+            for frame in fresh:
+                self._offer(frame)
+            return
+        for tap in self.taps:
+            for frame in fresh:
+                tap(frame)
+        wire = b"".join(frame.wire for frame in fresh)
+        refused = [viewer for viewer in self._live if not viewer.send_batch(fresh, wire)]
+        self._hold_for_replaying(fresh, refused)
 
     def deliver(self, frame: Frame) -> None:
         """Offer an encoded frame to every viewer; drop those whose buffer is full."""
-        for tap in self.taps:
-            tap(frame)
         if frame.final and frame.seq is not None:
             self._ring.append(frame)
+        self._offer(frame)
+
+    def _offer(self, frame: Frame) -> None:
+        for tap in self.taps:
+            tap(frame)
         refused = [viewer for viewer in self._live if not viewer.send(frame)]
+        self._hold_for_replaying([frame], refused)
+
+    def _hold_for_replaying(self, frames: Sequence[Frame], refused: list[Viewer]) -> None:
+        """Keep `frames` for viewers still replaying; drop them and the `refused` that are too far behind."""
         for viewer, pending in self._replaying.items():
-            pending.append(frame)
+            pending.extend(frames)
             if len(pending) > self._max_pending:
                 refused.append(viewer)
         for viewer in refused:

@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,12 +103,19 @@ class WsViewer:
 
     def send(self, frame: Frame, *, replay: bool = False) -> bool:
         """Write `frame` unless the connection is closing or (live frames) its buffer is over the limit."""
+        return self._write(frame.wire, replay)
+
+    def send_batch(self, frames: Sequence[Frame], wire: bytes) -> bool:
+        """Write live frames read together (`wire`: their wire bytes joined) in one go."""
+        return self._write(wire, False)
+
+    def _write(self, wire: bytes, replay: bool) -> bool:
         transport = self._transport
         if self._closing():
             return False
         if not replay and transport.get_write_buffer_size() > self._settings.max_buffer_bytes:
             return False
-        transport.write(frame.wire)
+        transport.write(wire)
         return True
 
     async def drained(self) -> bool:

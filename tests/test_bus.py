@@ -23,10 +23,15 @@ EVENT = "bus-test"
 class RecordingViewer:
     def __init__(self) -> None:
         self.messages: list[dict] = []
+        self.batches: list[int] = []  # frames per send_batch
 
     def send(self, frame: Frame, *, replay: bool = False) -> bool:
         self.messages.append(json.loads(frame.text))
         return True
+
+    def send_batch(self, frames: list[Frame], wire: bytes) -> bool:
+        self.batches.append(len(frames))
+        return all(self.send(frame) for frame in frames)
 
     async def drained(self) -> bool:
         return True

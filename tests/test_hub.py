@@ -36,11 +36,20 @@ class FakeViewer:
         self.frames: list[Frame] = []
         self.capacity = capacity
         self.dropped: tuple[int, str] | None = None
+        self.writes = 0  # batches written
 
     def send(self, frame: Frame, *, replay: bool = False) -> bool:
         if len(self.frames) >= self.capacity and not replay:
             return False
         self.frames.append(frame)
+        return True
+
+    def send_batch(self, frames: Sequence[Frame], wire: bytes) -> bool:
+        assert wire == b"".join(frame.wire for frame in frames)
+        if len(self.frames) >= self.capacity:
+            return False
+        self.writes += 1
+        self.frames.extend(frames)
         return True
 
     async def drained(self) -> bool:
@@ -233,3 +242,26 @@ async def test_caption_message_carries_caption_fields() -> None:
     assert msg["translations"]["fr"] == "phrase 7"
     assert msg["mt"] == {"fr": "opus-mt", "es": "opus-mt"}
     assert (msg["start"], msg["end"], msg["wall"], msg["lang"]) == (7.0, 7.9, 1_700_000_007.0, "en")
+
+
+def test_an_edge_hub_delivers_a_read_in_one_write_per_viewer_each_final_once() -> None:
+    from relay.protocol import encode_caption
+
+    source = CaptionHub()  # the relay's numbering
+    partial, final = (lambda n: encode_caption(caption(n, "partial"), n)), (lambda n: encode_caption(caption(n), n))
+    frames = [partial(1), final(1), final(2), final(3), partial(4), final(4)]
+    edge = CaptionHub()
+    fast, full = FakeViewer(), FakeViewer(capacity=0)
+    asyncio.run(edge.attach(fast))
+    asyncio.run(edge.attach(full))
+    fast.frames.clear()
+    edge.deliver_batch(frames[:3])
+    edge.deliver_batch(frames[2:])  # final 2 again (a read overlapping the last): delivered once
+    assert fast.writes == 2
+    assert [(m["type"], m["seq"]) for m in fast.messages] == [
+        ("partial", 1), ("final", 1), ("final", 2), ("final", 3), ("partial", 4), ("final", 4)]
+    assert edge.seq == 4 and full.dropped is not None and full.dropped[0] == CLOSE_TOO_SLOW
+    late = FakeViewer()
+    asyncio.run(edge.attach(late))  # a replay from the edge's ring: the finals it delivered
+    assert [m["seq"] for m in late.messages if m["type"] == "final"] == [1, 2, 3, 4]
+    assert source.seq == 0

@@ -29,7 +29,8 @@ _LOGGER = logging.getLogger(__name__)
 
 BLOCK_MS = 2000
 _READ_GRACE_S = 3.0  # a read taking BLOCK + this is a stalled Redis
-_COUNT = 500
+_COUNT = 500  # entries per XRANGE/XREVRANGE page
+_READ_COUNT = 64  # entries per XREAD: one write per viewer holds at most this many frames
 _RING = 500  # finals read at start for the edge's memory ring
 _META_CHECK_S = 2.0  # how often an edge reads the meta: the session, the relay's heartbeat
 RELAY_SILENT_S = 10.0  # no heartbeat and no entry this long: the relay is gone
@@ -135,7 +136,7 @@ class EdgeFeed:
         while True:
             try:
                 entries = await asyncio.wait_for(
-                    self._redis.xread({self._key: self._last_id}, block=BLOCK_MS, count=_COUNT),
+                    self._redis.xread({self._key: self._last_id}, block=BLOCK_MS, count=_READ_COUNT),
                     BLOCK_MS / 1000 + _READ_GRACE_S,
                 )
                 if not self.connected:
@@ -144,7 +145,7 @@ class EdgeFeed:
                 self._deliver_entries(entries)
                 moved = await self._check_meta()
                 if moved is not None:
-                    while entries := await self._redis.xread({self._key: self._last_id}, count=_COUNT):
+                    while entries := await self._redis.xread({self._key: self._last_id}, count=_READ_COUNT):
                         self._deliver_entries(entries)
                     return moved
             except (RedisError, OSError, asyncio.TimeoutError) as error:
@@ -158,10 +159,21 @@ class EdgeFeed:
                 backoff = min(backoff * 2, 5.0)
 
     def _deliver_entries(self, entries: list | None) -> None:
+        """Deliver one read's entries in order: captions together (one write per viewer), a status
+        or end on its own, where it falls."""
+        batch: list[Frame] = []
         for _key, items in entries or []:
             for entry_id, fields in items:
-                self._deliver(frame_of(entry_id, fields))
+                frame = frame_of(entry_id, fields)
+                self._heard(frame)
+                if frame.seq is None and not frame.final:
+                    self._hub.deliver_batch(batch)
+                    batch = []
+                    self._deliver_control(frame)
+                else:
+                    batch.append(frame)
                 self._last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        self._hub.deliver_batch(batch)
 
     async def _check_meta(self) -> EventMeta | None:
         """Every couple of seconds: the event's meta if it names another session; meanwhile, tell
@@ -205,24 +217,23 @@ class EdgeFeed:
         self.connected = True
         _LOGGER.info("Redis is back; reading on after %s", self._last_id)
 
-    def _deliver(self, frame: Frame) -> None:
+    def _heard(self, frame: Frame) -> None:
         self._heard_at = time.monotonic()
         self.last_entry_at = now = time.time()
         self._counters.delivered += 1
         sent = sent_of(frame.text)
         if sent is not None:
             self._counters.lag_s = max(0.0, now - sent)
-        if frame.final:
-            self._hub.deliver_final(frame)
+
+    def _deliver_control(self, frame: Frame) -> None:
+        """A frame that is not a caption: a channel's status, the session's end, anything else as is."""
+        message = json.loads(frame.text)
+        if message.get("type") == "status":
+            if message.get("channel") in self._hub.channels:
+                self._states[message["channel"]] = message["state"]
+                self._hub.source_state(message["state"], message["channel"])
             return
-        if frame.seq is None:
-            message = json.loads(frame.text)
-            if message.get("type") == "status":
-                if message.get("channel") in self._hub.channels:
-                    self._states[message["channel"]] = message["state"]
-                    self._hub.source_state(message["state"], message["channel"])
-                return
-            if message.get("type") == "end":
-                self._hub.end_session(message.get("reason", ""))
-                return
+        if message.get("type") == "end":
+            self._hub.end_session(message.get("reason", ""))
+            return
         self._hub.deliver(frame)
