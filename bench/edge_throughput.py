@@ -1,7 +1,7 @@
 """One `relay edge` on one core: the frame writes a second it sustains, with asyncio's loop and uvloop's.
 
     python -m bench.edge_throughput [--viewers 2000,5000] [--loops asyncio,uvloop]
-        [--writes 25000,50000,100000,125000,150000,200000,300000] [--seconds 10] [--out FILE]
+        [--writes 25000,50000,100000,150000,200000,300000,400000] [--seconds 10] [--out FILE]
 
 A real redis-server; this process plays the transcribing relay: a `CaptionHub` fed synthetic
 captions (four growing partials, then the final, in English with French and Spanish
@@ -21,7 +21,9 @@ limit, not the edge), and the sent → socket delay (`sent` is stamped when the 
 caption, so it covers the publisher, Redis, the edge and the kernel). A point is kept up when
 every viewer got ≥ 99.9 % of its frames within 5 s of the end of publishing and none was closed;
 sustained when, besides, the delay p99 is under 250 ms. An edge's ramp stops (and the edge is
-killed, its backlog off the core) at its first point not kept up, or whose edge CPU reaches 95 %.
+killed, its backlog off the core) at its first point not kept up, or whose delay p99 is over 1 s
+(falling behind). Not at a CPU limit: a saturated edge writes all the entries of one Redis read
+to a viewer in one go, so its frame writes a second can still grow at full CPU.
 
 On a shared machine other processes run on the edge's core too: the time the edge was runnable
 but waiting for its core (/proc/PID/schedstat) is reported per point, and writes per edge
@@ -59,7 +61,7 @@ from tests.support.redis_server import RedisServer
 
 EDGE_CORE, OTHER_CORE = 0, 1
 P99_LIMIT_MS = 250.0
-CPU_LIMIT_PERCENT = 95.0
+FALLING_BEHIND_MS = 1000.0  # a p99 this high: the edge is not keeping pace, whatever it delivers in the end
 VIEWERS_NICE = 5
 HEAVY_LIBRARIES = ("ctranslate2", "onnxruntime", "libavcodec", "libtorch", "uvloop")
 
@@ -176,7 +178,9 @@ class EdgeCase:
         point["sustained"] = point["kept_up"] and delay["p99"] is not None and delay["p99"] <= P99_LIMIT_MS
         print(f"edge {self.loop} {self.viewers} viewers: {point}", flush=True)
         self.report["points"].append(point)
-        self.done = not point["kept_up"] or point["edge_cpu_percent"] >= CPU_LIMIT_PERCENT
+        # Not at a CPU limit: a busy edge batches (one write per viewer for all the entries of a
+        # Redis read), so it may deliver more frames a second at 95 % CPU than at 90 %.
+        self.done = not point["kept_up"] or delay["p99"] is None or delay["p99"] > FALLING_BEHIND_MS
 
     async def stop(self) -> dict[str, Any]:
         """Kill the edge at once (saturated, it may still be working off a backlog on the shared core)."""
@@ -240,7 +244,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--viewers", default="2000,5000")
     parser.add_argument("--loops", default="asyncio,uvloop")
-    parser.add_argument("--writes", default="25000,50000,100000,125000,150000,200000,300000",
+    parser.add_argument("--writes", default="25000,50000,100000,150000,200000,300000,400000",
                         help="target frame writes a second, ramped in this order")
     parser.add_argument("--seconds", type=float, default=10.0, help="publishing time per rate")
     parser.add_argument("--out", type=Path, default=None)
