@@ -1,7 +1,9 @@
 """Thousands of benchmark viewers in one process: delivery delays, what each got, how slow ones fare.
 
-Each viewer is a raw non-blocking socket speaking WebSocket through websockets' Sans-I/O
-protocol (answering pings as any client does). Every read carries the kernel's receive time
+Each viewer is a raw non-blocking socket. It opens its connection with websockets' Sans-I/O
+handshake (`ClientProtocol`), then reads the server's frames itself (relay sends them unmasked
+and unfragmented: a header, then the payload; about 1 µs a frame, websockets' parser about 5),
+answers pings with a masked pong, and takes a close frame (its code) or EOF as the end. Every read carries the kernel's receive time
 (SO_TIMESTAMPNS, CLOCK_REALTIME; for a read holding several segments it is the newest one's,
 so a frame is never counted as arriving earlier than it did). Per frame two delays from the
 caption's `sent`: on arrival at the socket, and once this one process got round to it.
@@ -37,8 +39,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 from websockets.client import ClientProtocol
-from websockets.frames import Frame as WsFrame
-from websockets.frames import Opcode
+from websockets.protocol import State
 from websockets.uri import parse_uri
 
 _SENT = re.compile(rb'"sent":([0-9.]+)')
@@ -50,6 +51,40 @@ SLOW_RCVBUF_BYTES = 4096  # the kernel doubles it: a few KB may wait unread on t
 SLOW_TICK_S = 0.25
 RECONNECT_AFTER_S = 1.0
 BROWSER_BASE_DELAY_S, BROWSER_MAX_DELAY_S = 0.5, 30.0  # web/connection.js
+OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x8, 0x9, 0xA
+_HEAD_END = b"\r\n\r\n"
+
+
+def split_frames(data: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
+    """Server frames in `data` as (opcode, payload), and the bytes of an incomplete last frame."""
+    frames: list[tuple[int, bytes]] = []
+    pos, end = 0, len(data)
+    while end - pos >= 2:
+        size = data[pos + 1] & 0x7F
+        head = 2
+        if size == 126:
+            if end - pos < 4:
+                break
+            size, head = int.from_bytes(data[pos + 2 : pos + 4], "big"), 4
+        elif size == 127:
+            if end - pos < 10:
+                break
+            size, head = int.from_bytes(data[pos + 2 : pos + 10], "big"), 10
+        if end - pos < head + size:
+            break
+        frames.append((data[pos] & 0x0F, data[pos + head : pos + head + size]))
+        pos += head + size
+    return frames, data[pos:]
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """A client's control frame (masked, as a client must; a zero mask leaves the payload as is)."""
+    return bytes((0x80 | opcode, 0x80 | len(payload))) + b"\0\0\0\0" + payload
+
+
+def pong(payload: bytes) -> bytes:
+    """A client's pong to a ping carrying `payload`."""
+    return client_frame(OP_PONG, payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +119,8 @@ class BenchViewer:
         self.session: str | None = None
         self.stopping = False
         self._sock: socket.socket | None = None
-        self._protocol: ClientProtocol | None = None
+        self._protocol: ClientProtocol | None = None  # only until the handshake is done
+        self._carry = b""  # the response's head so far, then the bytes of an incomplete frame
         self._tick: asyncio.TimerHandle | None = None
 
     async def connect(self) -> None:
@@ -97,10 +133,11 @@ class BenchViewer:
         loop = asyncio.get_running_loop()
         await loop.sock_connect(sock, self.address)
         query = f"?since={max(self.finals)}&session={self.session}" if self.finals and self.session else ""
-        self._sock, self._protocol = sock, ClientProtocol(parse_uri(self.ws_url + query))
+        protocol = ClientProtocol(parse_uri(self.ws_url + query))
+        protocol.send_request(protocol.connect())
+        self._sock, self._protocol, self._carry = sock, protocol, b""
         self.connections += 1
-        self._protocol.send_request(self._protocol.connect())
-        self._flush()
+        self._send(b"".join(protocol.data_to_send()))
         if self.read_bps is None:
             loop.add_reader(sock.fileno(), self._read, 65536)
         else:
@@ -120,8 +157,8 @@ class BenchViewer:
 
     def _read(self, size: int) -> int:
         """Read up to `size` bytes; return how many (0: nothing there, -1: connection over)."""
-        sock, protocol = self._sock, self._protocol
-        if sock is None or protocol is None:
+        sock = self._sock
+        if sock is None:
             return -1
         try:
             data, ancillary, _, _ = sock.recvmsg(size, _CMSG_SPACE)
@@ -130,20 +167,45 @@ class BenchViewer:
         except OSError:
             data, ancillary = b"", []
         if not data:
-            self._connection_over("lost" if protocol.close_rcvd is None else str(protocol.close_rcvd.code))
+            self._connection_over("lost")
             return -1
-        self.bytes_read += len(data)
+        read = len(data)
+        self.bytes_read += read
         arrived = next((_timespec(raw) for _, kind, raw in ancillary if kind == _SO_TIMESTAMPNS), time.time())
         now = time.time()
-        protocol.receive_data(data)
-        for event in protocol.events_received():
-            if isinstance(event, WsFrame) and event.opcode is Opcode.TEXT:
-                self._on_text(bytes(event.data), arrived, now)
-        self._flush()
-        if protocol.close_rcvd is not None and self._sock is not None:
-            self._connection_over(str(protocol.close_rcvd.code))
+        if self._protocol is not None:
+            data = self._handshake(data)
+        if data and not self._frames(data, arrived, now):
             return -1
-        return len(data)
+        return read if self._sock is not None else -1
+
+    def _handshake(self, data: bytes) -> bytes:
+        """Collect the response's head; once it is a 101, the bytes after it (frames), else b""."""
+        assert self._protocol is not None
+        self._carry += data
+        if _HEAD_END not in self._carry:
+            return b""
+        head, rest = self._carry.split(_HEAD_END, 1)
+        self._protocol.receive_data(head + _HEAD_END)
+        if self._protocol.state is not State.OPEN:  # e.g. 503/429 from the limits
+            self._connection_over("http " + head.split(b" ", 2)[1].decode(errors="replace"))
+            return b""
+        self._protocol, self._carry = None, b""
+        return rest
+
+    def _frames(self, data: bytes, arrived: float, now: float) -> bool:
+        """Handle the frames in `data` (after any carried bytes); False once the connection is over."""
+        frames, self._carry = split_frames(self._carry + data if self._carry else data)
+        for opcode, payload in frames:
+            if opcode == OP_TEXT:
+                self._on_text(payload, arrived, now)
+            elif opcode == OP_PING:
+                self._send(pong(payload))
+            elif opcode == OP_CLOSE:
+                self._send(client_frame(OP_CLOSE, payload[:2]))  # echo the code, as websockets did
+                self._connection_over(str(int.from_bytes(payload[:2], "big")) if len(payload) >= 2 else "1005")
+                return False
+        return True
 
     def _on_text(self, data: bytes, arrived: float, now: float) -> None:
         if data.startswith(b'{"type":"hello"'):
@@ -162,12 +224,10 @@ class BenchViewer:
             self.duplicates += seq in self.finals
             self.finals[seq] = (zlib.crc32(data), arrived)
 
-    def _flush(self) -> None:
-        if self._protocol is None or self._sock is None:
-            return
-        for chunk in self._protocol.data_to_send():
+    def _send(self, data: bytes) -> None:
+        if self._sock is not None:
             with contextlib.suppress(OSError):
-                self._sock.send(chunk)  # a handshake, a pong or a close: tiny
+                self._sock.send(data)  # a handshake, a pong or a close: tiny
 
     def _connection_over(self, how: str) -> None:
         self.closes[how] += 1
@@ -202,6 +262,7 @@ class BenchViewer:
                 asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self._sock.close()
         self._sock = self._protocol = None
+        self._carry = b""
 
 
 def _timespec(raw: bytes) -> float:

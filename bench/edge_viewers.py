@@ -1,10 +1,10 @@
 """Thousands of lean benchmark viewers in one process, for the edge throughput bench: counts, not content.
 
-bench.clients' viewers parse every frame with websockets' Sans-I/O protocol (about 5 µs a frame
-on this machine): at a few hundred thousand frames a second they, not the edge, would be measured.
-These open their connection with websockets' handshake (`ClientProtocol`), then read the server's
-frames themselves (relay sends them unmasked and unfragmented: a header, then the payload), answer
-pings, and run on one plain epoll loop, no asyncio (about 1 µs a frame). A close or a lost
+Like bench.clients' viewers (whose frame reading, split_frames and pong, they share) these open
+their connection with websockets' handshake (`ClientProtocol`), then read the server's frames
+themselves (relay sends them unmasked and unfragmented: a header, then the payload), answer
+pings, but run on one plain epoll loop, no asyncio, and keep no per-frame record: at a few hundred
+thousand frames a second they, not the edge, would otherwise be measured. A close or a lost
 connection is counted, not resumed: in this bench a viewer the edge drops is a failure.
 
 Per viewer they count the caption frames published since the point began (each frame's `sent`).
@@ -31,39 +31,13 @@ from websockets.client import ClientProtocol
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from bench.clients import _CMSG_SPACE, _SENT, _SO_TIMESTAMPNS, _timespec, raise_fd_limit
+from bench.clients import (
+    _CMSG_SPACE, _SENT, _SO_TIMESTAMPNS, OP_CLOSE, OP_PING, OP_TEXT, _timespec, pong, raise_fd_limit, split_frames,
+)
 
-OP_TEXT, OP_CLOSE, OP_PING = 0x1, 0x8, 0x9
 _READ_BYTES = 262_144
 _BATCH = 200  # connections opened at once
 _WAIT_COMPLETE_S = 5.0  # after a point: how long the last frames may take to reach every viewer
-
-
-def split_frames(data: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
-    """Server frames in `data` as (opcode, payload), and the bytes of an incomplete last frame."""
-    frames: list[tuple[int, bytes]] = []
-    pos, end = 0, len(data)
-    while end - pos >= 2:
-        size = data[pos + 1] & 0x7F
-        head = 2
-        if size == 126:
-            if end - pos < 4:
-                break
-            size, head = int.from_bytes(data[pos + 2 : pos + 4], "big"), 4
-        elif size == 127:
-            if end - pos < 10:
-                break
-            size, head = int.from_bytes(data[pos + 2 : pos + 10], "big"), 10
-        if end - pos < head + size:
-            break
-        frames.append((data[pos] & 0x0F, data[pos + head : pos + head + size]))
-        pos += head + size
-    return frames, data[pos:]
-
-
-def pong(payload: bytes) -> bytes:
-    """A client's pong (masked, as a client must; a zero mask leaves the payload as is)."""
-    return bytes((0x80 | 0xA, 0x80 | len(payload))) + b"\0\0\0\0" + payload
 
 
 class LeanViewer:

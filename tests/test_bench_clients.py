@@ -99,3 +99,42 @@ async def test_a_crowd_reconnects_to_a_restarted_server_and_resumes_with_every_f
         assert viewer.duplicates == 0
         assert [resumed for _, resumed in viewer.hellos] == [False, True]
         assert viewer.connections >= 2
+
+
+async def _until(condition, timeout_s: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+async def test_a_viewer_answers_the_servers_pings_stays_connected_and_records_the_close_code() -> None:
+    hub = CaptionHub()
+    hub.source_state(SourceState.CONNECTED)
+    settings = ServerSettings(heartbeat_s=0.4, close_timeout_s=1.0)  # no pong within 0.2 s: the server closes
+    async with serve(create_app(hub, settings=settings), "127.0.0.1", 0) as url:
+        crowd = Crowd(url.replace("http", "ws", 1) + "/ws", viewers=1)
+        (viewer,) = await asyncio.wait_for(connect_crowd(crowd), 30)
+        await asyncio.sleep(3.0)  # several pings, each to be answered
+        hub.publish(Caption("final", "u1", "en", "still here", 1.0, 2.0, 2.5))
+        await _until(lambda: 1 in viewer.finals)
+        assert viewer.connections == 1 and not viewer.closes
+        viewer.stopping = True  # the shutdown's close is the end: no reconnect
+    await _until(lambda: viewer.closes)
+    assert dict(viewer.closes) == {"1001": 1}  # CLOSE_GOING_AWAY
+    assert len(viewer.samples) == 1 and viewer.duplicates == 0
+
+
+async def test_a_viewer_refused_at_the_handshake_records_the_http_status() -> None:
+    hub = CaptionHub()
+    hub.source_state(SourceState.CONNECTED)
+    async with serve(create_app(hub, settings=ServerSettings(max_viewers=1)), "127.0.0.1", 0) as url:
+        crowd = Crowd(url.replace("http", "ws", 1) + "/ws", viewers=1)
+        (first,) = await asyncio.wait_for(connect_crowd(crowd), 30)
+        loop = asyncio.get_running_loop()
+        second = BenchViewer(first.address, crowd.ws_url, None, loop.create_future())
+        second.stopping = True
+        await second.connect()
+        await _until(lambda: second.closes)
+        first.stopping = True
+        first.close()
+    assert dict(second.closes) == {"http 503": 1} and not second.hellos
