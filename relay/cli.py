@@ -85,8 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
         elif name == "restart":
             command.add_argument("--ready-timeout", type=float, default=120.0)
         elif name == "export":
-            command.add_argument("--format", choices=["txt", "srt", "vtt", "json"], default="txt")
+            command.add_argument("--format", choices=["txt", "srt", "vtt", "json"], default=None, help="default txt")
             command.add_argument("--lang", default=None, help="en, fr, es (default: as spoken)")
+            command.add_argument("--all", type=Path, default=None, metavar="DIR",
+                                 help="write every language in every format, with a README, to the new directory DIR")
+            command.add_argument("--zip", action="store_true", help="with --all: also pack DIR into DIR.zip")
 
     watch = commands.add_parser("watch", help="print the captions of a running relay")
     watch.add_argument("url", help="the relay's viewer URL, e.g. http://127.0.0.1:8080/")
@@ -333,7 +336,15 @@ def cmd_restart(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    return daemon.export_transcript(RunDirectory(args.data), args.format, args.lang, sys.stdout)
+    if args.all is not None:
+        if args.format is not None or args.lang is not None:
+            print("relay: --all writes every format and language; leave out --format and --lang", file=sys.stderr)
+            return EXIT_USAGE
+        return daemon.export_archive(RunDirectory(args.data), args.all, args.zip, sys.stdout)
+    if args.zip:
+        print("relay: --zip goes with --all DIR", file=sys.stderr)
+        return EXIT_USAGE
+    return daemon.export_transcript(RunDirectory(args.data), args.format or "txt", args.lang, sys.stdout)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:

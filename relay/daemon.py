@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, TextIO
 
+from relay.archive import ArchiveError, check_target, write_archive
 from relay.export import export
 from relay.process import ProcessHandle
 from relay.rundir import NoOperatorToken, RunDirectory
@@ -197,6 +198,21 @@ def restart(rundir: RunDirectory, ready_timeout_s: float, out: TextIO) -> int:
         stop(rundir, force=True, out=out)
     log_file = Path(argv[argv.index("--log-file") + 1]) if "--log-file" in argv[:-1] else None
     return start(argv, rundir, ready_timeout_s, out, log_file=log_file)
+
+
+def export_archive(rundir: RunDirectory, target: Path, zipped: bool, out: TextIO) -> int:
+    """Write every language of the event's transcript in every format to `target`; name the files on `out`."""
+    try:
+        check_target(target)
+        with TranscriptStore(transcript_path(rundir.path), readonly=True) as store:
+            files = write_archive(store, target, zipped=zipped)
+    except (TranscriptError, ArchiveError) as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        return 1
+    out.write(f"{target}: {', '.join(path.name for path in files)}\n")
+    if zipped:
+        out.write(f"{target.with_name(target.name + '.zip')}\n")
+    return 0
 
 
 def export_transcript(rundir: RunDirectory, fmt: str, lang: str | None, out: TextIO) -> int:
