@@ -22,6 +22,7 @@ from relay.redact import redact_url
 from relay.rundir import AlreadyRunning, RunDirectory
 from relay.server import check_frame_ancestors
 from relay.source import SourceError, SourceSettings
+from relay.speakers import SpeakerError, load_agenda
 from relay.translation.commands import (
     TranslationInstallError,
     install_translation_file,
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("stop", cmd_stop, "stop gracefully (pending captions committed); again, or --force, to kill"),
         ("restart", cmd_restart, "stop, then start with the same arguments"),
         ("export", cmd_export, "the transcript of the event, during or after it"),
+        ("speaker", cmd_speaker, "who has the floor: name the speaker, or call the agenda's next"),
     ):
         command = commands.add_parser(name, help=text)
         command.add_argument("--data", type=Path, default=None, help="data directory (default: per-user)")
@@ -84,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--force", action="store_true", help="kill at once")
         elif name == "restart":
             command.add_argument("--ready-timeout", type=float, default=120.0)
+        elif name == "speaker":
+            command.add_argument("name", nargs="?", default=None, help='e.g. "H.E. Ms. Ana Pérez, Minister for Foreign Affairs, Chile"')
+            command.add_argument("--next", action="store_true", help="the next speaker of the agenda (serve --agenda)")
+            command.add_argument("--clear", action="store_true", help="nobody named from now on")
         elif name == "export":
             command.add_argument("--format", choices=["txt", "srt", "vtt", "json"], default=None, help="default txt")
             command.add_argument("--lang", default=None, help="en, fr, es (default: as spoken)")
@@ -148,6 +154,8 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--new-event", action="store_true", help="set the data directory's transcript aside and start afresh")
     parser.add_argument("--operator-token-file", type=Path, default=None,
                         help="file holding the /api/ token (default: $RELAY_OPERATOR_TOKEN or DATA/operator.token)")
+    parser.add_argument("--agenda", type=_agenda_file, default=None, metavar="CSV",
+                        help="speakers in order (name,affiliation,language), called with `relay speaker --next`")
     parser.add_argument("--redis", type=_redis_url, default=None, metavar="URL",
                         help="also publish the captions to Redis Streams for `relay edge` servers, e.g. redis://host:6379/0")
     parser.add_argument("--event", type=_event_name, default="main", help="the event's name on Redis (default main)")
@@ -166,6 +174,15 @@ def add_viewer_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--viewer-token-file", type=_key_file, default=None, help="make the event private: viewers need this key")
     parser.add_argument("--frame-ancestors", type=_frame_ancestors, default="'none'",
                         help="who may embed the viewer page in a frame, e.g. https://obs.example.org (default 'none')")
+
+
+def _agenda_file(text: str) -> Path:
+    """An agenda CSV the relay can read (checked now: a bad one fails before the models load)."""
+    try:
+        load_agenda(Path(text))
+    except SpeakerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return Path(text)
 
 
 def _key_file(text: str) -> Path:
@@ -333,6 +350,15 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 def cmd_restart(args: argparse.Namespace) -> int:
     return daemon.restart(RunDirectory(args.data), args.ready_timeout, sys.stdout)
+
+
+def cmd_speaker(args: argparse.Namespace) -> int:
+    given = [args.name is not None, args.next, args.clear]
+    if sum(given) != 1:
+        print("relay: speaker takes a NAME, --next or --clear (one of them)", file=sys.stderr)
+        return EXIT_USAGE
+    name = None if args.next else "" if args.clear else args.name
+    return daemon.speaker(RunDirectory(args.data), name, sys.stdout)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

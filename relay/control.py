@@ -11,6 +11,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from relay.metrics import Metrics
 from relay.source import SourceError
+from relay.speakers import SpeakerError
 from relay.viewer_key import add_viewer_key, token_matches
 
 _LOGGER = logging.getLogger(__name__)
@@ -26,6 +27,8 @@ class Controllable(Protocol):
     def status(self) -> dict[str, Any]: ...
 
     def request_stop(self) -> None: ...
+
+    def set_speaker(self, name: str | None) -> dict[str, Any]: ...
 
     async def switch_source(self, url: str) -> None: ...
 
@@ -45,6 +48,7 @@ def add_control_routes(app: web.Application, relay: Controllable, operator_token
     app.router.add_get("/api/status", _status)
     app.router.add_post("/api/stop", _stop)
     app.router.add_post("/api/source", _switch_source)
+    app.router.add_post("/api/speaker", _speaker)
     app.middlewares.append(_operator_only)
     add_viewer_key(app, viewer_token)
 
@@ -102,3 +106,22 @@ async def _switch_source(request: web.Request) -> web.Response:
     except SourceError as exc:
         return _error(422, f"cannot read source {url!r}: {exc}")
     return web.json_response({"source": url.strip()})
+
+
+async def _speaker(request: web.Request) -> web.Response:
+    """`{"name": "..."}` has the floor from now on (`""`: nobody named); `{"next": true}`: the agenda's next."""
+    if request.content_length is None or request.content_length > MAX_CONTROL_BODY_BYTES:
+        return _error(413, f"body must be JSON of at most {MAX_CONTROL_BODY_BYTES} bytes")
+    try:
+        body = json.loads(await request.text())
+        if not isinstance(body, dict):
+            raise TypeError("not an object")
+        name = None if body.get("next") is True else body["name"]
+        if name is not None and not isinstance(name, str):
+            raise TypeError("name must be a string")
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        return _error(400, f'expected {{"name": "..."}} or {{"next": true}}: {str(exc)[:200]}')
+    try:
+        return web.json_response(request.app[CONTROLLED_KEY].set_speaker(name))
+    except SpeakerError as exc:
+        return _error(409 if name is None else 400, str(exc))

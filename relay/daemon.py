@@ -143,11 +143,17 @@ def _store_line(store: dict[str, Any]) -> str:
     return f"FAILING: {store.get('pending', 0)} finals wait in memory ({store.get('error')})"
 
 
-def api_call(state: dict[str, Any], rundir: RunDirectory, method: str, path: str) -> dict[str, Any]:
-    """Call the running relay's control API with the operator token."""
+def api_call(
+    state: dict[str, Any], rundir: RunDirectory, method: str, path: str, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Call the running relay's control API with the operator token (and a JSON `body`)."""
     url = state["url"].replace("0.0.0.0", "127.0.0.1") + path
     token = rundir.read_operator_token(token_file=Path(state["token_file"]) if state.get("token_file") else None)
-    request = urllib.request.Request(url, method=method, headers={"Authorization": f"Bearer {token}"})
+    headers = {"Authorization": f"Bearer {token}"}
+    data = None
+    if body is not None:
+        data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     with urllib.request.urlopen(request, timeout=5) as response:
         return json.loads(response.read())
 
@@ -198,6 +204,33 @@ def restart(rundir: RunDirectory, ready_timeout_s: float, out: TextIO) -> int:
         stop(rundir, force=True, out=out)
     log_file = Path(argv[argv.index("--log-file") + 1]) if "--log-file" in argv[:-1] else None
     return start(argv, rundir, ready_timeout_s, out, log_file=log_file)
+
+
+def speaker(rundir: RunDirectory, name: str | None, out: TextIO) -> int:
+    """Tell the running relay who has the floor (None: the agenda's next)."""
+    pid = rundir.running_pid()
+    state = rundir.read_state()
+    if pid is None or not state.get("ready") or state.get("pid") != pid:
+        print(f"relay: no relay is running on {rundir.path}", file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    try:
+        answer = api_call(state, rundir, "POST", "/api/speaker", {"next": True} if name is None else {"name": name})
+    except urllib.error.HTTPError as exc:
+        print(f"relay: {_api_error(exc)}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError, NoOperatorToken) as exc:
+        print(f"relay: the relay did not answer: {exc}", file=sys.stderr)
+        return 1
+    print(f"speaker from {answer['from_s']:.1f} s of the stream: {answer['speaker'] or '(none)'}", file=out)
+    return 0
+
+
+def _api_error(error: urllib.error.HTTPError) -> str:
+    """The API's one-line error message."""
+    try:
+        return str(json.loads(error.read())["error"])
+    except (ValueError, KeyError, TypeError, OSError):
+        return f"HTTP {error.code}"
 
 
 def export_archive(rundir: RunDirectory, target: Path, zipped: bool, out: TextIO) -> int:

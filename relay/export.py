@@ -22,6 +22,9 @@ either library sees a cue:
 - Lines: wrapped by `relay.linebreak.wrap_lines` into at most two lines of 42 characters.
   One cue per final wins over the line limit: a translation too long for 2 × 42 gets two
   longer lines rather than a third line or a second cue.
+- Speakers: a final's `speaker` (who had the floor) puts WebVTT cues in a voice span,
+  `<v Name>` (the name escaped like cue text), and a `[Name]` line before the first cue of
+  each speaker's turn in SRT and TXT; JSON records carry it as `speaker`.
 - Markup: text stays text. WebVTT escapes `&`, `<` and `>` (webvtt-py writes cue text as
   given, and `<script>` would be a cue tag); that also turns a spoken `-->` into `--&gt;`,
   which could otherwise start a new cue. SubRip and TXT have no escaping: text is literal.
@@ -63,6 +66,8 @@ class Cue:
     start_ms: int
     end_ms: int
     text: str
+    speaker: str = ""  # who had the floor ("" unknown)
+    new_speaker: bool = False  # the first cue of this speaker's turn
 
 
 def export(source: TranscriptStore | Iterable[StoredFinal], fmt: Format, lang: str | None = None) -> str:
@@ -77,7 +82,7 @@ def export(source: TranscriptStore | Iterable[StoredFinal], fmt: Format, lang: s
         return _json(finals)
     cues = list(layout(finals, lang))
     if fmt == "txt":
-        return "".join(f"[{_clock(cue.start_ms)}] {cue.text}\n" for cue in cues)
+        return "".join(f"{_turn_line(cue)}[{_clock(cue.start_ms)}] {cue.text}\n" for cue in cues)
     if fmt == "srt":
         return _srt(cues)
     if fmt == "vtt":
@@ -88,6 +93,7 @@ def export(source: TranscriptStore | Iterable[StoredFinal], fmt: Format, lang: s
 def layout(finals: Iterable[StoredFinal], lang: str | None = None) -> Iterator[Cue]:
     """Yield a cue per final with words, in seq order, in order in time and not overlapping."""
     previous_end_ms = 0
+    previous_speaker = ""
     for final in sorted(finals, key=lambda stored: stored.seq):
         if not final.caption.text.split():
             continue  # a retraction, whatever its translations say
@@ -98,7 +104,10 @@ def layout(finals: Iterable[StoredFinal], lang: str | None = None) -> Iterator[C
         if end_ms is None or end_ms <= start_ms:
             end_ms = start_ms + MIN_CUE_MS
         previous_end_ms = end_ms
-        yield Cue(seq=final.seq, start_ms=start_ms, end_ms=end_ms, text=text)
+        speaker = " ".join(final.caption.speaker.split())
+        yield Cue(seq=final.seq, start_ms=start_ms, end_ms=end_ms, text=text, speaker=speaker,
+                  new_speaker=bool(speaker) and speaker != previous_speaker)
+        previous_speaker = speaker
 
 
 def cue_text(final: StoredFinal, lang: str | None) -> str:
@@ -127,7 +136,7 @@ def _srt(cues: list[Cue]) -> str:
             index=number,
             start=datetime.timedelta(milliseconds=cue.start_ms),
             end=datetime.timedelta(milliseconds=cue.end_ms),
-            content="\n".join(display_lines(cue.text)),
+            content=_turn_line(cue) + "\n".join(display_lines(cue.text)),
         )
         for number, cue in enumerate(cues, start=1)
     ]
@@ -142,11 +151,23 @@ def _vtt(cues: list[Cue]) -> str:
         webvtt.Caption(
             start=_vtt_timestamp(cue.start_ms),
             end=_vtt_timestamp(cue.end_ms),
-            text=[html.escape(line, quote=False) for line in display_lines(cue.text)],
+            text=_voice(cue, [html.escape(line, quote=False) for line in display_lines(cue.text)]),
         )
         for cue in cues
     ]
     return webvtt.WebVTT(captions=captions).content
+
+
+def _turn_line(cue: Cue) -> str:
+    """SRT and TXT: "[speaker]" on a line of its own before the first cue of each speaker's turn."""
+    return f"[{cue.speaker}]\n" if cue.new_speaker else ""
+
+
+def _voice(cue: Cue, lines: list[str]) -> list[str]:
+    """WebVTT: every cue of a named speaker in a voice span, `<v Name>` (escaped: `>` would end it)."""
+    if not cue.speaker or not lines:
+        return lines
+    return [f"<v {html.escape(cue.speaker, quote=False)}>{lines[0]}", *lines[1:]]
 
 
 def _vtt_timestamp(ms: int) -> str:

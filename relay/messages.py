@@ -85,6 +85,7 @@ class Caption:
     translations: Mapping[str, str] = field(default_factory=dict)
     mt: Mapping[str, str] = field(default_factory=dict)
     mt_ms: float | None = None  # time spent translating this final
+    speaker: str = ""  # who had the floor when this was said (set by the operator; "" unknown)
 
     @property
     def is_final(self) -> bool:

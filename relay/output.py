@@ -26,6 +26,8 @@ def caption_record(caption: Caption) -> dict[str, Any]:
         record["mt"] = dict(caption.mt)
     if caption.mt_ms is not None:
         record["mt_ms"] = caption.mt_ms
+    if caption.speaker:
+        record["speaker"] = caption.speaker
     return record
 
 

@@ -89,6 +89,8 @@ def caption_message(caption: Caption, seq: int) -> dict[str, Any]:
     }
     if caption.mt_ms is not None:
         message["mt_ms"] = caption.mt_ms  # kept in the stored frame, so the transcript has it too
+    if caption.speaker:
+        message["speaker"] = caption.speaker
     return message
 
 
@@ -99,7 +101,7 @@ def encode_caption(caption: Caption, seq: int) -> Frame:
 
 def track_message(track: TrackCaption, seq: int) -> dict[str, Any]:
     """Return the wire form of a track caption: what viewers of `track.lang` show as a final."""
-    return {
+    message = {
         "type": "track",
         "seq": seq,
         "lang": track.lang,
@@ -114,6 +116,9 @@ def track_message(track: TrackCaption, seq: int) -> dict[str, Any]:
         "mt_engine": track.mt_engine,
         "sent": round(time.time(), 4),
     }
+    if track.speaker:
+        message["speaker"] = track.speaker
+    return message
 
 
 def encode_track(track: TrackCaption, seq: int) -> Frame:
@@ -127,6 +132,7 @@ def track_from_message(message: Mapping[str, Any]) -> TrackCaption:
         lang=message["lang"], source=message["source"], channel=message["channel"], id=message["id"],
         text=message["text"], start=message["start"], end=message["end"], covers=tuple(message["covers"]),
         floor_lang=message["floor_lang"], mt_engine=message.get("mt_engine", ""),
+        speaker=message.get("speaker", ""),
     )  # fmt: skip
 
 

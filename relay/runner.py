@@ -23,6 +23,7 @@ from relay.server import SLOTS_KEY, create_app, serve
 from relay.serving import install_stop_signals, raise_open_files_limit, server_settings
 from relay.service import RelayService, track_languages
 from relay.source import SourceSettings
+from relay.speakers import load_agenda
 from relay.store import transcript_path
 from relay.transcript_routes import add_transcript_routes
 from relay.translation import CAPTION_LANGUAGES, CaptionTranslator
@@ -126,7 +127,9 @@ async def serve_relay(args: argparse.Namespace) -> int:
         viewer_token = read_viewer_token(args.viewer_token_file)
         settings = pipeline_settings(args)
         floor_input, booths = await open_booths(args, settings)  # bad sources fail before models load
-        service = RelayService(settings, rundir.path, booths, floor_input, translate=not args.no_translate)
+        agenda = load_agenda(args.agenda) if args.agenda else None
+        service = RelayService(settings, rundir.path, booths, floor_input, translate=not args.no_translate,
+                               agenda=agenda)
         await service.open()
         async with loaded_models(args) as (engine, translator):
             app = create_app(service.hub, settings=server_settings(args))

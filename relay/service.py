@@ -16,7 +16,9 @@ from relay.metrics import ChannelMetrics, Metrics
 from relay.pipeline import ChannelInput, Continuation, Pipeline, PipelineSettings
 from relay.redact import redact_url
 from relay.source import SourceError, open_container
+from relay.speakers import AgendaEntry, SpeakerLog
 from relay.store import SqliteBacklog, TranscriptStore, transcript_path
+from relay.transcript_schema import speaker_in
 from relay.tracks import ORIGINAL, TrackCaption
 from relay.translation import CAPTION_LANGUAGES, CaptionTranslator
 from relay.whisper_engine import Decoded, WhisperEngine
@@ -40,7 +42,7 @@ class RelayService:
     def __init__(
         self, settings: PipelineSettings, data_dir: Path | None = None,
         booths: list[BoothInput] | None = None, floor_input: ChannelInput | None = None,
-        translate: bool = True,
+        translate: bool = True, agenda: list[AgendaEntry] | None = None,
     ) -> None:
         self.settings = settings
         booths = booths or []
@@ -65,6 +67,10 @@ class RelayService:
             start_s=max(0.0, self.started_at - self.event_started_at) if resumed_at else 0.0,
             id_prefix=f"s{resumed_at}-u" if resumed_at else "u",
         )
+        self.speakers = SpeakerLog(agenda)
+        self._floor_speakers: dict[str, str] = {}  # recent floor final id -> its speaker, for the tracks
+        if durable and (latest := self._backlog.latest(1)):  # a continued event: the floor is still theirs
+            self.speakers.set(speaker_in(latest[-1].text.decode()), self._continuation.start_s)
         paced = settings.source.paced
         self.event = Event(self, langs, booths, paced=paced, on_source_event=self._on_source_event,
                            observer=self, resume=self._continuation)
@@ -210,6 +216,7 @@ class RelayService:
             "caption_delay_s": round(self._last_delay_s, 2) if self._last_delay_s is not None else None,
             "language": last.lang if last else None,
             "realtime_lag_s": round(self._lag_s(), 2),
+            "speaker": self.speakers.current,
         }
 
     def _store_status(self) -> dict[str, Any]:
@@ -223,8 +230,25 @@ class RelayService:
         floor_input, self._floor_input = self._floor_input, None  # the first source only
         return self.event.floor_pipeline(settings, self._continuation, floor_input)
 
+    def set_speaker(self, name: str | None) -> dict[str, Any]:
+        """`name` has the floor from what is being captioned now on (None: the agenda's next).
+
+        Returns the name and the stream time it applies from: finals whose speech began then or later carry it.
+        """
+        pipeline = self._pipeline
+        now_s = pipeline.stream_s if pipeline is not None else self._continuation.start_s
+        speaker = self.speakers.next(now_s) if name is None else self.speakers.set(name, now_s)
+        _LOGGER.info("Speaker from stream time %.1f s: %s", now_s, speaker or "(none)")
+        return {"speaker": speaker, "from_s": round(self.speakers.since, 3)}
+
     async def caption(self, caption: Caption) -> None:
-        """A caption of any channel: to viewers (finals to the transcript first)."""
+        """A caption of any channel: to viewers (finals to the transcript first, with their speaker)."""
+        if caption.is_final and (speaker := self.speakers.at(caption.start)):
+            caption = dataclasses.replace(caption, speaker=speaker)
+            if caption.channel == FLOOR:
+                self._floor_speakers[caption.id] = speaker
+                if len(self._floor_speakers) > 500:
+                    del self._floor_speakers[next(iter(self._floor_speakers))]
         self.hub.publish(caption)
         if caption.is_final and caption.text:
             delay = self._delay_of(caption)
@@ -237,6 +261,10 @@ class RelayService:
 
     async def track(self, track: TrackCaption) -> None:
         """A caption of a language track: numbered and kept like a final."""
+        # An interpreter speaks a few seconds behind the floor: the speaker is the floor passage's.
+        covered = next((self._floor_speakers[i] for i in track.covers if i in self._floor_speakers), None)
+        if speaker := covered if covered is not None else self.speakers.at(track.start):
+            track = dataclasses.replace(track, speaker=speaker)
         self.hub.publish_track(track)
 
     async def _on_source_event(self, channel: str, event: SourceEvent) -> None:

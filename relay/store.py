@@ -254,6 +254,7 @@ def caption_from_message(message: Mapping[str, Any]) -> Caption:
         kind=message["type"], id=message["id"], lang=message["lang"], text=message["text"],
         start=message["start"], end=message["end"], wall=message["wall"], channel=message["channel"],
         translations=message.get("translations", {}), mt=message.get("mt", {}), mt_ms=message.get("mt_ms"),
+        speaker=message.get("speaker", ""),
     )  # fmt: skip
 
 

@@ -111,8 +111,16 @@ def stored_final(row: tuple[Any, ...]) -> StoredFinal:
     caption = Caption(
         kind="final", id=caption_id, lang=lang, text=text, start=start, end=end, wall=wall,
         channel=channel, translations=json.loads(translations), mt=json.loads(mt), mt_ms=mt_ms,
+        speaker=speaker_in(frame),
     )  # fmt: skip
     return StoredFinal(seq=seq, caption=caption, frame_json=frame, published_at=published_at)
+
+
+def speaker_in(frame_json: str) -> str:
+    """The speaker a stored frame names ("" if none): the frame viewers got is the record of it."""
+    if '"speaker"' not in frame_json:
+        return ""
+    return str(json.loads(frame_json).get("speaker", ""))
 
 
 def track_row(seq: int, track: TrackCaption, frame_json: str, published_at: float) -> tuple[Any, ...]:
@@ -128,11 +136,11 @@ def stored_track(row: tuple[Any, ...]) -> StoredFinal:
     seq, lang, source, channel, caption_id, text, start, end, covers, floor_lang, mt_engine, published_at, frame = row
     track = TrackCaption(
         lang=lang, source=source, channel=channel, id=caption_id, text=text, start=start, end=end,
-        covers=tuple(json.loads(covers)), floor_lang=floor_lang, mt_engine=mt_engine,
+        covers=tuple(json.loads(covers)), floor_lang=floor_lang, mt_engine=mt_engine, speaker=speaker_in(frame),
     )  # fmt: skip
     caption = Caption(
         kind="final", id=caption_id, lang=floor_lang if lang == "original" else lang, text=text,
-        start=start, end=end, wall=0.0, channel=channel,
+        start=start, end=end, wall=0.0, channel=channel, speaker=track.speaker,
     )  # fmt: skip
     return StoredFinal(seq=seq, caption=caption, frame_json=frame, published_at=published_at, track=track)
 

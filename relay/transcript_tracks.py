@@ -42,9 +42,12 @@ def track_record(final: StoredFinal) -> dict[str, Any]:
     """The JSON export of one track caption: its words, where they came from, what they cover."""
     track = final.track
     assert track is not None
-    return {
+    record = {
         "type": "track", "seq": final.seq, "lang": track.lang, "source": track.source,
         "source_name": SOURCE_NAMES.get(track.source, track.source), "channel": track.channel,
         "id": track.id, "text": track.text, "start": track.start, "end": track.end,
         "covers": list(track.covers), "floor_lang": track.floor_lang, "mt_engine": track.mt_engine,
     }  # fmt: skip
+    if track.speaker:
+        record["speaker"] = track.speaker
+    return record

@@ -165,6 +165,20 @@ async def test_html_in_captions_is_shown_as_text_and_never_runs(context: Browser
     assert dialogs == []
 
 
+async def test_the_speakers_name_is_shown_when_the_floor_changes_hands(context: BrowserContext, relay: Relay) -> None:
+    page = await open_viewer(context, relay.url + "/?lang=fr")
+    rtl = "السيدة ليلى حداد"
+    for n, speaker in ((1, "Ana Pérez, Chile"), (2, "Ana Pérez, Chile"), (3, XSS), (4, rtl)):
+        relay.hub.publish(dataclasses.replace(caption(n), speaker=speaker))
+    items = page.locator("#transcript-list li")
+    await expect(items).to_have_count(7)  # three names (Ana once for her two captions) and four captions
+    await expect(page.locator("#transcript-list li.speaker")).to_have_text(["Ana Pérez, Chile", XSS, rtl])
+    classes = [await items.nth(i).get_attribute("class") or "" for i in range(7)]
+    assert ["speaker" in c for c in classes] == [True, False, False, True, False, True, False]
+    assert await page.locator("main img").count() == 0
+    assert page.problems == []  # type: ignore[attr-defined]
+
+
 @contextlib.asynccontextmanager
 async def durable_relay(data_dir: Path, viewer_key: str = "") -> AsyncIterator[tuple[Relay, TranscriptStore]]:
     """A relay whose finals go to a real SQLite transcript, with the download routes mounted."""

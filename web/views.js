@@ -135,6 +135,7 @@ export class TranscriptView {
     this.jump = jump;
     this.lang = "en";
     this.captions = new WeakMap();
+    this.speaker = ""; // the name shown last: a new one gets a line of its own
     list.addEventListener("scroll", () => {
       if (this.atEnd()) this.jump.hidden = true;
     });
@@ -162,7 +163,8 @@ export class TranscriptView {
     li.replaceChildren(time, " ", body);
   }
 
-  // The list items of caption `c`: a note first when captions were missed before it.
+  // The list items of caption `c`: a note first when captions were missed before it,
+  // and the speaker's name when the floor changed hands.
   items(c) {
     const made = [];
     if (c.gap) {
@@ -171,6 +173,14 @@ export class TranscriptView {
       note.textContent = "… some captions were missed here …";
       made.push(note);
     }
+    const speaker = typeof c.speaker === "string" ? c.speaker : "";
+    if (speaker && speaker !== this.speaker) {
+      const name = document.createElement("li");
+      name.className = "speaker";
+      name.textContent = speaker;
+      made.push(name);
+    }
+    if (speaker) this.speaker = speaker;
     const li = document.createElement("li");
     li.dataset.seq = String(c.seq);
     this.captions.set(li, c);
@@ -188,6 +198,7 @@ export class TranscriptView {
 
   // Show these finals only (another track), from the start: built off-screen, in one go.
   reset(finals) {
+    this.speaker = "";
     const fragment = document.createDocumentFragment();
     for (const c of finals) fragment.append(...this.items(c));
     this.list.replaceChildren(fragment);

@@ -71,6 +71,7 @@ class TrackCaption:
     covers: tuple[str, ...]
     floor_lang: str
     mt_engine: str = ""
+    speaker: str = ""  # who had the floor (the words may be an interpreter's)
 
 
 # What a caption's `source` is called where it is shown: the speaker's own words carry no label.
