@@ -59,6 +59,7 @@ class Printer:
         self._lang = lang
         self._tty = out.isatty()
         self._partial_shown = False
+        self._speaker = ""
 
     def partial(self, msg: dict[str, Any]) -> None:
         if not self._tty:
@@ -80,6 +81,10 @@ class Printer:
 
     def final(self, msg: dict[str, Any]) -> None:
         prefix = "\r\x1b[2K" if self._partial_shown else ""
+        speaker = _clean(str(msg.get("speaker") or ""))
+        if speaker and speaker != self._speaker:  # a new turn: the name on a line of its own
+            prefix += f"[{speaker}]\n"
+            self._speaker = speaker
         self._out.write(f"{prefix}{caption_text(msg, self._lang)}\n")
         self._out.flush()
         self._partial_shown = False
@@ -135,6 +140,7 @@ class _Resume:
 
 async def _follow(url: str, resume: _Resume, printer: Printer, view: TrackView) -> None:
     """Print captions from one connection until it closes."""
+    ended_at: int | None = None  # a session already over when we came: its last seq
     async with connect(url + resume.query(), max_size=1 << 20) as ws:
         async for raw in ws:
             msg = json.loads(raw)
@@ -144,6 +150,8 @@ async def _follow(url: str, resume: _Resume, printer: Printer, view: TrackView) 
                 view.hello(msg)
                 if msg.get("session") != resume.session:
                     resume.session, resume.last_seq = msg.get("session"), 0
+                if msg.get("ended") is not None:
+                    ended_at = int(msg.get("seq") or 0)
             elif kind in ("final", "track") and msg["seq"] > resume.last_seq:
                 resume.last_seq = msg["seq"]  # finals and tracks share one seq
                 view.note(msg)
@@ -159,6 +167,11 @@ async def _follow(url: str, resume: _Resume, printer: Printer, view: TrackView) 
                 _LOGGER.info("Source %s: %s", msg.get("label", ""), msg.get("state"))
             elif kind == "end":
                 _LOGGER.info("Session ended: %s", msg.get("reason", ""))
+                printer.clear()
+                resume.ended = True
+                return
+            if ended_at is not None and resume.last_seq >= ended_at:
+                _LOGGER.info("The session had ended; its captions are printed")
                 printer.clear()
                 resume.ended = True
                 return

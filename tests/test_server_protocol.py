@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import contextlib
 import io
 import json
@@ -304,3 +305,30 @@ async def test_watch_prints_finals_across_a_server_restart_until_the_session_end
 async def test_watch_gives_up_when_refused(ws_url: str) -> None:
     not_a_relay = ws_url.replace("ws://", "http://").removesuffix("/ws") + "/elsewhere/"
     assert await asyncio.wait_for(watch(not_a_relay, None, io.StringIO()), TIMEOUT_S) == 2
+
+
+async def test_watch_prints_the_speaker_when_the_floor_changes_hands(hub: CaptionHub) -> None:
+    out = io.StringIO()
+    async with running(hub) as url:
+        watcher = asyncio.create_task(watch(url.removesuffix("/ws"), "fr", out))
+        await wait_until(lambda: hub.viewer_count == 1)
+        for n, speaker in ((1, "Ana Pérez"), (2, "Ana Pérez"), (3, "Jean \x1b[2J Dupont")):
+            hub.publish(dataclasses.replace(caption(n), speaker=speaker))
+        hub.end_session("done")
+        assert await asyncio.wait_for(watcher, TIMEOUT_S) == 0
+    # the name once per turn, control characters never reach the terminal
+    assert out.getvalue() == "[Ana Pérez]\nphrase 1\nphrase 2\n[Jean  [2J Dupont]\nphrase 3\n"
+
+
+async def test_watch_of_a_session_already_over_prints_it_and_exits(hub: CaptionHub) -> None:
+    out = io.StringIO()
+    for n in range(1, 3):
+        hub.publish(caption(n))
+    hub.end_session("done")
+    async with running(hub) as url:
+        assert await asyncio.wait_for(watch(url.removesuffix("/ws"), "fr", out), TIMEOUT_S) == 0
+    assert out.getvalue() == "phrase 1\nphrase 2\n"
+    empty = CaptionHub()
+    empty.end_session("nothing said")
+    async with running(empty) as url:
+        assert await asyncio.wait_for(watch(url.removesuffix("/ws"), None, io.StringIO()), TIMEOUT_S) == 0
