@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     translate = commands.add_parser("translate", help="translate stdin to stdout, one sentence per line")
     translate.add_argument("--from", dest="src", required=True, help="language of the input, e.g. fr")
     translate.add_argument("--to", dest="tgt", required=True, help="language to translate into, e.g. en")
+    translate.add_argument("--glossary", type=_glossary_file, default=None, metavar="CSV",
+                           help="the meeting's terms (columns en,fr,es): translated exactly as the glossary says")
     translate.set_defaults(handler=cmd_translate)
 
     models = commands.add_parser("models", help="list or install Whisper and translation models")
@@ -154,6 +156,8 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--new-event", action="store_true", help="set the data directory's transcript aside and start afresh")
     parser.add_argument("--operator-token-file", type=Path, default=None,
                         help="file holding the /api/ token (default: $RELAY_OPERATOR_TOKEN or DATA/operator.token)")
+    parser.add_argument("--glossary", type=_glossary_file, default=None, metavar="CSV",
+                        help="the meeting's terms (columns en,fr,es): machine translation renders them exactly")
     parser.add_argument("--agenda", type=_agenda_file, default=None, metavar="CSV",
                         help="speakers in order (name,affiliation,language), called with `relay speaker --next`")
     parser.add_argument("--redis", type=_redis_url, default=None, metavar="URL",
@@ -174,6 +178,17 @@ def add_viewer_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--viewer-token-file", type=_key_file, default=None, help="make the event private: viewers need this key")
     parser.add_argument("--frame-ancestors", type=_frame_ancestors, default="'none'",
                         help="who may embed the viewer page in a frame, e.g. https://obs.example.org (default 'none')")
+
+
+def _glossary_file(text: str) -> Path:
+    """A glossary CSV the relay can read (checked now: a bad one fails before the models load)."""
+    from relay.glossary import Glossary, GlossaryError
+
+    try:
+        Glossary.load(Path(text))
+    except GlossaryError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return Path(text)
 
 
 def _agenda_file(text: str) -> Path:
@@ -378,7 +393,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    return run_translate(args.src, args.tgt, sys.stdin, sys.stdout)
+    router = None
+    if args.glossary is not None:
+        from relay.glossary import Glossary, GlossaryRouter
+        from relay.translation.router import Router
+
+        router = GlossaryRouter(Router.discover(), Glossary.load(args.glossary))
+    return run_translate(args.src, args.tgt, sys.stdin, sys.stdout, router=router)
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from relay.channel_input import open_event_channels
 from relay.channels import AUTO, FLOOR
 from relay.control import add_control_routes
 from relay.event import BoothInput, Event
+from relay.glossary import Glossary, GlossaryRouter
 from relay.logfile import log_to_file, settings_from_args
 from relay.modelstore import ModelError, resolve_model
 from relay.pipeline import ChannelInput, PipelineSettings
@@ -28,6 +29,7 @@ from relay.store import transcript_path
 from relay.transcript_routes import add_transcript_routes
 from relay.translation import CAPTION_LANGUAGES, CaptionTranslator
 from relay.translation.commands import installed_directions
+from relay.translation.router import Router
 from relay.viewer_key import read_viewer_token
 from relay.whisper_engine import DecodeSettings, WhisperEngine
 
@@ -203,7 +205,11 @@ def load_translator(args: argparse.Namespace) -> CaptionTranslator | None:
     """Discover the installed translation routes and start their engines."""
     if args.no_translate:
         return None
-    translator = CaptionTranslator()
+    router = Router.discover()
+    if getattr(args, "glossary", None) is not None:
+        router = GlossaryRouter(router, Glossary.load(args.glossary))
+        _LOGGER.info("Glossary %s: machine translation follows its terms", args.glossary)
+    translator = CaptionTranslator(router)
     translator.warm_up()
     for line in installed_directions():
         _LOGGER.info("Translation %s: %s (%s)", line.direction, line.engine, line.route)
