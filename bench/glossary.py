@@ -1,6 +1,6 @@
 """Glossary term accuracy: the meeting's terms in machine translation, with and without `--glossary`.
 
-    python -m bench.glossary [--out FILE]
+    python -m bench.glossary [--skip-wer] [--out FILE]
 
 42 sentences written for this benchmark (bench/data/glossary_sentences.json, 7 per direction
 between English, French and Spanish), each holding a term of bench/data/glossary.csv. Each is
@@ -8,6 +8,13 @@ translated by the installed engines (Apertium) as `relay translate` does, once p
 through the glossary (relay.glossary.GlossaryRouter). A sentence counts when its translation
 holds the glossary's target term (case-insensitive; `exact` also counts case). The translations
 are in the JSON.
+
+And whether the glossary's terms as Whisper hotwords (`--glossary` on serve/start) hurt
+recognition where they do not occur: relay's own decoder (WhisperEngine, model base, final beam)
+on each speech event of the 3-minute meeting, cut at its reference times, with and without the
+glossary's hotwords in the decoding language; word error rate per language against the
+references (bench.scoring), and how often a glossary term appears in a transcript of speech that
+does not contain it.
 """
 
 from __future__ import annotations
@@ -61,11 +68,48 @@ def run() -> dict[str, Any]:
     }
 
 
+def hotword_wer(model: str = "base") -> dict[str, Any]:
+    """WER on the meeting's speech events, relay's decoder with and without the glossary's hotwords."""
+    from faster_whisper.audio import decode_audio
+
+    from bench.scoring import load_events, wer
+    from bench.transcription import MEETING
+    from relay.modelstore import resolve_model
+    from relay.whisper_engine import DecodeSettings, WhisperEngine
+
+    glossary = Glossary.load(DATA / "glossary.csv")
+    audio = decode_audio(str(MEETING))
+    events = [e for e in load_events() if e.kind == "speech"]
+    terms = [term.lower() for row in glossary.rows for term in row.values() if term]
+    out: dict[str, Any] = {"model": model, "utterances": len(events)}
+    for name, hotwords in (("without", ()), ("with_hotwords", glossary.hotwords())):
+        engine = WhisperEngine(resolve_model(model), DecodeSettings(workers=1, hotwords=hotwords))
+        try:
+            texts = [engine.decode_blocking(audio[int(e.start * 16000):int(e.end * 16000)], True).text for e in events]
+        finally:
+            engine.close()
+        by_lang: dict[str, tuple[list[str], list[str]]] = {}
+        for event, text in zip(events, texts):
+            refs, hyps = by_lang.setdefault(event.lang, ([], []))
+            refs.append(event.text)
+            hyps.append(text)
+        out[name] = {
+            "wer_percent": {lang: round(100 * wer(refs, hyps), 1) for lang, (refs, hyps) in sorted(by_lang.items())},
+            "glossary_terms_in_transcript": sum(term in text.lower() for text in texts for term in terms),
+            "texts": texts,
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--skip-wer", action="store_true", help="only the term accuracy (no Whisper)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    write_result({**run_conditions(), **run()}, args.out)
+    result = {**run_conditions(), **run()}
+    if not args.skip_wer:
+        result["hotwords"] = hotword_wer()
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

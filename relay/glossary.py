@@ -64,6 +64,12 @@ class Glossary:
             raise GlossaryError(f"the glossary {path} has no term in two languages")
         return cls(rows)
 
+    def hotwords(self) -> tuple[tuple[str, str], ...]:
+        """Per language, its terms as one line for Whisper's `hotwords` (terms joined by ", ")."""
+        languages = sorted({lang for row in self.rows for lang in row})
+        lines = ((lang, ", ".join(dict.fromkeys(row[lang] for row in self.rows if row.get(lang)))) for lang in languages)
+        return tuple((lang, line) for lang, line in lines if line)
+
     def terms(self, source: str, target: str) -> list[_Term]:
         """The (source term, target term) pairs of a direction, longest source term first."""
         pairs = {(row[source], row[target]) for row in self.rows if row.get(source) and row.get(target)}

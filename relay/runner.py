@@ -78,7 +78,8 @@ def load_engine(args: argparse.Namespace) -> WhisperEngine:
     language = None if args.language == "auto" else args.language
     engine = WhisperEngine(
         resolve_model(args.model),
-        DecodeSettings(language=language, final_beam_size=args.beam_size, workers=args.decode_workers or 0),
+        DecodeSettings(language=language, final_beam_size=args.beam_size, workers=args.decode_workers or 0,
+                       hotwords=Glossary.load(args.glossary).hotwords() if getattr(args, "glossary", None) else ()),
     )
     if language and not engine.multilingual and language != "en":
         raise ModelError(f"model {args.model!r} is English-only; it cannot transcribe {language!r}")

@@ -57,6 +57,9 @@ class DecodeSettings:
     tokens_per_second: float = 10.0  # cap on output length: a looping decoder stops here
     min_window_s: float = 15.0  # encoder input: the utterance padded to at least this...
     window_headroom_s: float = 2.0  # ...and to this much past its end (up to Whisper's 30 s)
+    # Per language, words the decoder should expect (the glossary's terms): faster-whisper's
+    # `hotwords`, put in the prompt ahead of the previous caption.
+    hotwords: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +129,7 @@ class WhisperEngine:
         encoded = model.encode(features)
         lang, lang_prob = self._language(encoded, context)
         tokenizer = self._tokenizer(lang)
-        prompt = self._prompt(tokenizer, context if context and context.lang == lang else None)
+        prompt = self._prompt(tokenizer, context if context and context.lang == lang else None, lang)
         duration_s = len(samples) / SAMPLE_RATE_HZ
         beam = self.settings.final_beam_size if final else self.settings.partial_beam_size
         text, no_speech, logprob = self._generate(encoded, prompt, tokenizer, duration_s, beam, 0.0)
@@ -170,12 +173,14 @@ class WhisperEngine:
             )
         return self._tokenizers[lang]
 
-    def _prompt(self, tokenizer: Tokenizer, context: Context | None) -> list[int]:
-        """Start-of-transcript tokens, led by the previous caption when it is the same language."""
+    def _prompt(self, tokenizer: Tokenizer, context: Context | None, lang: str) -> list[int]:
+        """Start-of-transcript tokens, led by the language's hotwords and the previous caption
+        when it is the same language."""
         previous: list[int] = []
         if context is not None and context.text:
             previous = tokenizer.encode(" " + context.text.strip())[-_MAX_PROMPT_TOKENS:]
-        return self._model.get_prompt(tokenizer, previous, without_timestamps=True)
+        hotwords = dict(self.settings.hotwords).get(lang) or None
+        return self._model.get_prompt(tokenizer, previous, without_timestamps=True, hotwords=hotwords)
 
     def _generate(
         self,

@@ -112,3 +112,26 @@ def test_the_relays_translator_uses_the_glossary_of_serve() -> None:
         translator.close()
     assert "Assemblée générale" in result.translations["fr"] and "Conseil de sécurité" in result.translations["fr"]
     assert "Asamblea General" in result.translations["es"] and "Consejo de Seguridad" in result.translations["es"]
+
+
+def test_the_glossarys_terms_lead_whispers_prompt_in_their_language_only(meeting_audio, meeting_events) -> None:
+    from relay.modelstore import resolve_model
+    from relay.whisper_engine import DecodeSettings, WhisperEngine
+
+    hotwords = Glossary.load(GLOSSARY).hotwords()
+    engine = WhisperEngine(resolve_model("base"), DecodeSettings(workers=1, hotwords=hotwords))
+    try:
+        french = engine._tokenizer("fr")
+        wanted = french.encode(" " + dict(hotwords)["fr"])
+        prompt = engine._prompt(french, None, "fr")
+        assert prompt[1:1 + len(wanted)] == wanted  # after <|startofprev|>, before the transcript's start
+        english = engine._tokenizer("en")
+        assert english.encode(" " + dict(hotwords)["fr"])[:5] != engine._prompt(english, None, "en")[1:6]
+        assert "Security Council" in english.decode(engine._prompt(english, None, "en"))
+        event = next(e for e in meeting_events if e.get("lang") == "fr")
+        clip = meeting_audio[int(event["start"] * 16000):int(event["end"] * 16000)]
+        decoded = engine.decode_blocking(clip, True)
+    finally:
+        engine.close()
+    assert decoded.lang == "fr" and len(decoded.text.split()) >= 3  # still transcribes what is said
+    assert "Conseil de sécurité" not in decoded.text  # and does not put the terms in its mouth
