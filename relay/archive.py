@@ -10,6 +10,7 @@ renamed into place; a failure (a full disk) leaves nothing behind.
 from __future__ import annotations
 
 import datetime
+import os
 import shutil
 import tempfile
 import zipfile
@@ -42,15 +43,22 @@ def event_languages(finals: Sequence[StoredFinal]) -> list[str]:
     return [ORIGINAL, *sorted(tracks)]
 
 
-def check_target(target: Path) -> None:
-    """Refuse a `target` that exists and is not an empty directory (nothing is ever overwritten)."""
+def check_target(target: Path, zipped: bool = False) -> None:
+    """Refuse a `target` that exists and is not an empty directory, or an existing `target`.zip
+    (nothing is ever overwritten)."""
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ArchiveError(f"{target} already exists and is not an empty directory; choose another")
+    if zipped and _zip_path(target).exists():
+        raise ArchiveError(f"{_zip_path(target)} already exists; choose another name")
+
+
+def _zip_path(directory: Path) -> Path:
+    return directory.with_name(directory.name + ".zip")
 
 
 def write_archive(store: TranscriptStore, target: Path, *, zipped: bool = False) -> list[Path]:
     """Write the archive to `target` (which must not exist, or be an empty directory); return its files."""
-    check_target(target)
+    check_target(target, zipped)
     finals = store.all_finals()
     languages = event_languages(finals)
     parent = target.absolute().parent
@@ -63,6 +71,7 @@ def write_archive(store: TranscriptStore, target: Path, *, zipped: bool = False)
             for fmt in FORMATS:
                 (staging / f"{lang}.{fmt}").write_text(export(finals, fmt, lang), encoding="utf-8")
         (staging / README).write_text(_readme(store, finals, languages), encoding="utf-8")
+        staging.chmod(0o777 & ~_umask())  # mkdtemp's 0700 would keep the archive from whoever it is for
         if target.exists():
             target.rmdir()  # the empty directory the operator made for it
         staging.rename(target)
@@ -79,15 +88,21 @@ def write_archive(store: TranscriptStore, target: Path, *, zipped: bool = False)
 
 def _zip(directory: Path) -> None:
     """`directory`.zip holding its files under the directory's name (written whole, then renamed)."""
-    final = directory.with_name(directory.name + ".zip")
-    partial = final.with_name(final.name + ".partial")
+    final = _zip_path(directory)
+    partial = final.with_name(f".{final.name}.partial")
     try:
         with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(directory.iterdir()):
                 archive.write(path, f"{directory.name}/{path.name}")
-        partial.rename(final)
+        os.link(partial, final)  # unlike a rename, never replaces a zip that appeared meanwhile
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _readme(store: TranscriptStore, finals: Sequence[StoredFinal], languages: list[str]) -> str:

@@ -117,7 +117,7 @@ async def _speaker(request: web.Request) -> web.Response:
         if not isinstance(body, dict):
             raise TypeError("not an object")
         name = None if body.get("next") is True else body["name"]
-        if name is not None and not isinstance(name, str):
+        if body.get("next") is not True and not isinstance(name, str):
             raise TypeError("name must be a string")
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         return _error(400, f'expected {{"name": "..."}} or {{"next": true}}: {str(exc)[:200]}')

@@ -236,7 +236,7 @@ def _api_error(error: urllib.error.HTTPError) -> str:
 def export_archive(rundir: RunDirectory, target: Path, zipped: bool, out: TextIO) -> int:
     """Write every language of the event's transcript in every format to `target`; name the files on `out`."""
     try:
-        check_target(target)
+        check_target(target, zipped)
         with TranscriptStore(transcript_path(rundir.path), readonly=True) as store:
             files = write_archive(store, target, zipped=zipped)
     except (TranscriptError, ArchiveError) as exc:

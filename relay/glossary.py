@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from relay.translation.router import normalize_lang
 from relay.translation.types import Translation
 
 _PLACEHOLDER = "GLOSSTERM{}"
@@ -44,6 +45,7 @@ class Glossary:
 
     def __init__(self, rows: list[dict[str, str]]) -> None:
         self.rows = rows
+        self._terms: dict[tuple[str, str], list[_Term]] = {}  # compiled once per direction
 
     @classmethod
     def load(cls, path: Path) -> Glossary:
@@ -71,14 +73,22 @@ class Glossary:
         return tuple((lang, line) for lang, line in lines if line)
 
     def terms(self, source: str, target: str) -> list[_Term]:
-        """The (source term, target term) pairs of a direction, longest source term first."""
-        pairs = {(row[source], row[target]) for row in self.rows if row.get(source) and row.get(target)}
-        ordered = sorted(pairs, key=lambda pair: len(pair[0]), reverse=True)
-        return [_Term(_term_pattern(src), src, tgt) for src, tgt in ordered]
+        """The (source term, target term) pairs of a direction, longest source term first; of two
+        rows with the same source term (any case), the first in the file."""
+        if (source, target) not in self._terms:
+            pairs: dict[str, tuple[str, str]] = {}
+            for row in self.rows:
+                if row.get(source) and row.get(target):
+                    pairs.setdefault(row[source].lower(), (row[source], row[target]))
+            ordered = sorted(pairs.values(), key=lambda pair: len(pair[0]), reverse=True)  # stable: file order
+            self._terms[source, target] = [_Term(_term_pattern(src), src, tgt) for src, tgt in ordered]
+        return self._terms[source, target]
 
     def protect(self, text: str, source: str, target: str) -> tuple[str, list[str]]:
         """`text` with its glossary terms as placeholders, and the target term each stands for."""
         targets: list[str] = []
+        if _PLACEHOLDER_RE.search(text):
+            return text, targets  # the speaker said our placeholder's word: leave the text alone
         for term in self.terms(source, target):
             def swap(match: re.Match[str], term: _Term = term) -> str:
                 targets.append(_target_form(match, term))
@@ -97,8 +107,17 @@ class Glossary:
         return _PLACEHOLDER_RE.sub(back, text)
 
 
+def _is_acronym(term: str) -> bool:
+    letters = [ch for ch in term if ch.isalpha()]
+    return len(letters) > 1 and all(ch.isupper() for ch in letters)
+
+
 def _term_pattern(term: str) -> re.Pattern[str]:
+    """Whole words, any spacing; any case and a regular plural, except for an acronym ("WHO",
+    "US"): those match only in capitals, as written, or "who" and "us" would be terms."""
     words = r"\s+".join(re.escape(word) for word in term.split())
+    if _is_acronym(term):
+        return re.compile(rf"(?<!\w){words}(?P<plural>)(?!\w)")
     plural = "|".join(_PLURAL_ENDINGS)
     return re.compile(rf"(?<!\w){words}(?P<plural>{plural})?(?!\w)", re.IGNORECASE)
 
@@ -106,6 +125,8 @@ def _term_pattern(term: str) -> re.Pattern[str]:
 def _target_form(match: re.Match[str], term: _Term) -> str:
     """The target term in the case (and number, for one word) the speaker used."""
     said, target = match.group(0), term.target
+    if _is_acronym(term.source):
+        return target  # exactly as the glossary has it ("UNICEF" -> "Unicef" if so written)
     if match.group("plural") and not term.source.lower().endswith(match.group("plural").lower()) \
             and " " not in target and not target.endswith(("s", "x", "z")):
         target += "s"
@@ -128,7 +149,7 @@ class GlossaryRouter:
         return self._router.route(source, target)
 
     def translate(self, text: str, source: str, target: str) -> Translation:
-        protected, targets = self.glossary.protect(text, source, target)
+        protected, targets = self.glossary.protect(text, normalize_lang(source), normalize_lang(target))
         if not targets:
             return self._router.translate(text, source, target)
         result = self._router.translate(protected, source, target)

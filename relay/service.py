@@ -70,7 +70,7 @@ class RelayService:
         self.speakers = SpeakerLog(agenda)
         self._floor_speakers: dict[str, str] = {}  # recent floor final id -> its speaker, for the tracks
         if durable and (latest := self._backlog.latest(1)):  # a continued event: the floor is still theirs
-            self.speakers.set(speaker_in(latest[-1].text.decode()), self._continuation.start_s)
+            self.speakers.resume(speaker_in(latest[-1].text.decode()), self._continuation.start_s)
         paced = settings.source.paced
         self.event = Event(self, langs, booths, paced=paced, on_source_event=self._on_source_event,
                            observer=self, resume=self._continuation)
@@ -243,9 +243,11 @@ class RelayService:
 
     async def caption(self, caption: Caption) -> None:
         """A caption of any channel: to viewers (finals to the transcript first, with their speaker)."""
-        if caption.is_final and (speaker := self.speakers.at(caption.start)):
-            caption = dataclasses.replace(caption, speaker=speaker)
-            if caption.channel == FLOOR:
+        if caption.is_final:
+            speaker = self.speakers.at(caption.start)
+            if speaker:
+                caption = dataclasses.replace(caption, speaker=speaker)
+            if caption.channel == FLOOR:  # remembered even when nobody was named: the tracks follow it
                 self._floor_speakers[caption.id] = speaker
                 if len(self._floor_speakers) > 500:
                     del self._floor_speakers[next(iter(self._floor_speakers))]

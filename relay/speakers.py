@@ -35,13 +35,19 @@ class AgendaEntry:
         return f"{self.name}, {self.affiliation}" if self.affiliation else self.name
 
 
+_DIRECTION_OVERRIDES = set("\u202a\u202b\u202c\u202d\u202e")  # would reorder the text after the name
+
+
 def checked_name(text: str) -> str:
-    """`text` as a speaker name: spaces trimmed, 1-200 characters, no control characters ("" clears)."""
+    """`text` as a speaker name: spaces trimmed, 1-200 characters, something visible, no control
+    characters nor bidi overrides ("" clears)."""
     name = " ".join(text.split())
     if len(name) > MAX_NAME_CHARS:
         raise SpeakerError(f"a speaker name is at most {MAX_NAME_CHARS} characters")
-    if any(unicodedata.category(ch) == "Cc" for ch in name):
+    if any(unicodedata.category(ch) == "Cc" or ch in _DIRECTION_OVERRIDES for ch in name):
         raise SpeakerError("a speaker name cannot hold control characters")
+    if name and all(unicodedata.category(ch) in ("Cf", "Zs") for ch in name):
+        raise SpeakerError("a speaker name needs a visible character")
     return name
 
 
@@ -59,6 +65,7 @@ def load_agenda(path: Path) -> list[AgendaEntry]:
         cells = [cell.strip() for cell in row] + ["", ""]
         try:
             entry = AgendaEntry(checked_name(cells[0]), checked_name(cells[1]), cells[2])
+            checked_name(entry.display)  # name and affiliation together: what will be set
         except SpeakerError as exc:
             raise SpeakerError(f"agenda {path}, speaker {number}: {exc}") from None
         if not entry.name:
@@ -101,9 +108,16 @@ class SpeakerLog:
             raise SpeakerError("no agenda: start the relay with --agenda FILE, or name the speaker")
         if self._next >= len(self._agenda):
             raise SpeakerError(f"the agenda's {len(self._agenda)} speakers have all been called")
-        entry = self._agenda[self._next]
+        name = self.set(self._agenda[self._next].display, at_s)
         self._next += 1
-        return self.set(entry.display, at_s)
+        return name
+
+    def resume(self, name: str, at_s: float) -> None:
+        """A continued event: `name` still has the floor, and the agenda goes on after them."""
+        self.set(name, at_s)
+        called = [index for index, entry in enumerate(self._agenda) if entry.display == name]
+        if called:
+            self._next = called[0] + 1
 
     def at(self, stream_s: float) -> str:
         """Who had the floor at `stream_s` ("" before anyone was named)."""

@@ -84,7 +84,7 @@ class Printer:
         speaker = _clean(str(msg.get("speaker") or ""))
         if speaker and speaker != self._speaker:  # a new turn: the name on a line of its own
             prefix += f"[{speaker}]\n"
-            self._speaker = speaker
+        self._speaker = speaker
         self._out.write(f"{prefix}{caption_text(msg, self._lang)}\n")
         self._out.flush()
         self._partial_shown = False

@@ -24,6 +24,7 @@ _LOGGER = logging.getLogger(__name__)
 
 _MAX_DECODER_TOKENS = 448  # Whisper's text context
 _MAX_PROMPT_TOKENS = 96
+_PROMPT_BUDGET_TOKENS = 223  # Whisper's prompt (before <|startoftranscript|>): half its 448-token context
 _MAX_DEFAULT_WORKERS = 4  # an event has four channels; more copies of a big model cost memory
 _SILENT_RMS = 1e-4  # -80 dBFS: a muted feed; Whisper would invent text for it
 
@@ -91,6 +92,7 @@ class WhisperEngine:
                      model_dir, time.monotonic() - started, self.workers, threads)
         self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="whisper")
         self._tokenizers: dict[str, Tokenizer] = {}
+        self._hotword_lengths: dict[str, int] = {}
 
     @property
     def multilingual(self) -> bool:
@@ -176,11 +178,24 @@ class WhisperEngine:
     def _prompt(self, tokenizer: Tokenizer, context: Context | None, lang: str) -> list[int]:
         """Start-of-transcript tokens, led by the language's hotwords and the previous caption
         when it is the same language."""
-        previous: list[int] = []
-        if context is not None and context.text:
-            previous = tokenizer.encode(" " + context.text.strip())[-_MAX_PROMPT_TOKENS:]
         hotwords = dict(self.settings.hotwords).get(lang) or None
+        room = _MAX_PROMPT_TOKENS
+        if hotwords:  # hotwords and the previous caption share Whisper's half of the context
+            room = max(0, min(room, _PROMPT_BUDGET_TOKENS - self._hotword_tokens(tokenizer, lang, hotwords)))
+        previous: list[int] = []
+        if context is not None and context.text and room:
+            previous = tokenizer.encode(" " + context.text.strip())[-room:]
         return self._model.get_prompt(tokenizer, previous, without_timestamps=True, hotwords=hotwords)
+
+    def _hotword_tokens(self, tokenizer: Tokenizer, lang: str, hotwords: str) -> int:
+        """How many tokens `lang`'s hotwords take (faster-whisper keeps at most the budget; said once)."""
+        if lang not in self._hotword_lengths:
+            length = len(tokenizer.encode(" " + hotwords.strip()))
+            if length > _PROMPT_BUDGET_TOKENS:
+                _LOGGER.warning("The glossary's %s terms take %d tokens; Whisper's prompt holds %d: only the "
+                                "first terms lead it", lang, length, _PROMPT_BUDGET_TOKENS)
+            self._hotword_lengths[lang] = min(length, _PROMPT_BUDGET_TOKENS)
+        return self._hotword_lengths[lang]
 
     def _generate(
         self,

@@ -104,3 +104,13 @@ def test_an_event_without_tracks_archives_its_spoken_and_translated_languages(tm
     assert {p.name.split(".")[0] for p in target.iterdir()} == {"original", "en", "fr", "es", "README"}
     assert "Estamos de acuerdo" in (target / "es.txt").read_text(encoding="utf-8")
     assert "We agree &lt;b&gt;&amp;" in (target / "original.vtt").read_text(encoding="utf-8")
+
+
+def test_an_existing_zip_is_never_overwritten_and_the_archive_is_readable_by_others(data, tmp_path) -> None:
+    (tmp_path / "record.zip").write_bytes(b"an older archive")
+    result = relay("export", "--all", str(tmp_path / "record"), "--zip", "--data", str(data))
+    assert result.returncode == 1 and "record.zip already exists" in result.stderr.strip().splitlines()[-1]
+    assert (tmp_path / "record.zip").read_bytes() == b"an older archive" and not (tmp_path / "record").exists()
+    assert relay("export", "--all", str(tmp_path / "other"), "--data", str(data)).returncode == 0
+    mode = (tmp_path / "other").stat().st_mode & 0o777
+    assert mode & 0o055 == 0o055  # umask 022 here: group and others may read and enter it (mkdtemp made it 0700)

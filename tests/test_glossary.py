@@ -135,3 +135,39 @@ def test_the_glossarys_terms_lead_whispers_prompt_in_their_language_only(meeting
         engine.close()
     assert decoded.lang == "fr" and len(decoded.text.split()) >= 3  # still transcribes what is said
     assert "Conseil de sécurité" not in decoded.text  # and does not put the terms in its mouth
+
+
+def test_acronyms_match_only_as_written_and_come_out_as_the_glossary_has_them() -> None:
+    terms = Glossary([{"en": "US", "fr": "États-Unis"}, {"en": "WHO", "fr": "OMS"}, {"en": "UNICEF", "fr": "Unicef"}])
+    router = GlossaryRouter(EchoRouter(), terms)
+    assert router.translate("Help us, the people who came; he uses it.", "en", "fr").text == \
+        "Help us, the people who came; he uses it."
+    assert router.translate("The US, WHO and UNICEF agreed.", "en", "fr").text == "The États-Unis, OMS and Unicef agreed."
+
+
+def test_the_first_of_two_rows_for_a_term_wins_every_time() -> None:
+    terms = Glossary([{"en": "fund", "fr": "fonds"}, {"en": "Fund", "fr": "Fonds"}])
+    assert GlossaryRouter(EchoRouter(), terms).translate("The fund.", "en", "fr").text == "The fonds."
+
+
+def test_language_codes_in_any_case_and_text_holding_the_placeholder_word(glossary) -> None:
+    router = GlossaryRouter(EchoRouter(), glossary)
+    assert router.translate("The Security Council met.", "EN", "FR").text == "The Conseil de sécurité met."
+    said = "GLOSSTERM0 and the Security Council"  # never turned into a term, nor the text around it
+    assert glossary.protect(said, "en", "fr") == (said, [])
+
+
+def test_hotwords_and_the_previous_caption_share_whispers_prompt(tmp_path) -> None:
+    from relay.modelstore import resolve_model
+    from relay.whisper_engine import Context, DecodeSettings, WhisperEngine
+
+    many = ", ".join(f"Objetivo número {n} de Desarrollo Sostenible" for n in range(60))  # far over the budget
+    engine = WhisperEngine(resolve_model("base"), DecodeSettings(workers=1, hotwords=(("es", many),)))
+    try:
+        spanish = engine._tokenizer("es")
+        context = Context(lang="es", text="Buenos días a todos y bienvenidos a esta reunión del consejo. " * 8)
+        prompt = engine._prompt(spanish, context, "es")
+    finally:
+        engine.close()
+    start = prompt.index(spanish.sot)
+    assert start - 1 <= 223  # <|startofprev|>, then hotwords and previous text within half the context

@@ -332,3 +332,15 @@ async def test_watch_of_a_session_already_over_prints_it_and_exits(hub: CaptionH
     empty.end_session("nothing said")
     async with running(empty) as url:
         assert await asyncio.wait_for(watch(url.removesuffix("/ws"), None, io.StringIO()), TIMEOUT_S) == 0
+
+
+async def test_watch_after_an_unnamed_stretch_names_the_same_speaker_again(hub: CaptionHub) -> None:
+    out = io.StringIO()
+    async with running(hub) as url:
+        watcher = asyncio.create_task(watch(url.removesuffix("/ws"), "fr", out))
+        await wait_until(lambda: hub.viewer_count == 1)
+        for n, speaker in ((1, "Ana"), (2, ""), (3, "Ana")):
+            hub.publish(dataclasses.replace(caption(n), speaker=speaker))
+        hub.end_session("done")
+        assert await asyncio.wait_for(watcher, TIMEOUT_S) == 0
+    assert out.getvalue() == "[Ana]\nphrase 1\nphrase 2\n[Ana]\nphrase 3\n"  # as the exports count turns

@@ -154,3 +154,51 @@ async def test_the_speaker_api_names_the_speaker_and_refuses_bad_input(tmp_path)
             assert relay.status()["speaker"] == NAMES[2] and relay.speakers.current == NAMES[2]
     finally:
         relay.close()
+
+
+def test_bad_names_and_agenda_entries_are_refused_at_the_start(tmp_path) -> None:
+    for name in ("\u200b\u200b", "Ana \u202eoreP"):  # invisible; reorders what follows
+        with pytest.raises(SpeakerError):
+            checked_name(name)
+    agenda = tmp_path / "agenda.csv"
+    agenda.write_text(f"{'N' * 150},{'A' * 100},en\n", encoding="utf-8")
+    with pytest.raises(SpeakerError, match="speaker 1"):  # name and affiliation together are too long
+        load_agenda(agenda)
+
+
+async def test_a_continued_event_keeps_its_speaker_and_its_place_in_the_agenda(tmp_path) -> None:
+    agenda = [AgendaEntry("Ana"), AgendaEntry("Ben"), AgendaEntry("Cy")]
+    settings = PipelineSettings(source=SourceSettings(url="unused.flac"))
+    first = RelayService(settings, data_dir=tmp_path, agenda=agenda)
+    first.set_speaker(None)
+    first.set_speaker(None)  # Ben has the floor
+    await first.caption(final(1, 1.0, "Thank you."))
+    first.close()
+    again = RelayService(settings, data_dir=tmp_path, agenda=agenda)
+    try:
+        assert again.speakers.current == "Ben"
+        assert again.set_speaker(None)["speaker"] == "Cy"  # not Ana again
+    finally:
+        again.close()
+
+
+async def test_a_track_of_a_passage_nobody_was_named_for_carries_no_name(service) -> None:
+    await service.caption(final(1, 5.0, "Before anyone was named."))
+    service.speakers.set("Ana", 10.0)
+    await service.track(TrackCaption("fr", "mt", "floor", "fr:u1", "Avant.", 11.0, 12.0, ("u1",), "en"))
+    assert "speaker" not in service.hub._ring.latest(1)[0].text.decode()
+
+
+async def test_a_null_name_is_refused_not_taken_for_next(tmp_path) -> None:
+    relay = RelayService(PipelineSettings(source=SourceSettings(url="unused.flac")), data_dir=tmp_path,
+                         agenda=[AgendaEntry("Ana")])
+    app = create_app(relay.hub)
+    add_control_routes(app, relay, TOKEN)
+    try:
+        async with serve(app) as url, aiohttp.ClientSession() as session:
+            async with session.post(url + "/api/speaker", data=json.dumps({"name": None}),
+                                    headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+                assert response.status == 400
+        assert relay.speakers.current == ""
+    finally:
+        relay.close()

@@ -180,7 +180,7 @@ export class TranscriptView {
       name.textContent = speaker;
       made.push(name);
     }
-    if (speaker) this.speaker = speaker;
+    this.speaker = speaker; // after an unnamed stretch, the same name is a new turn (as in the exports)
     const li = document.createElement("li");
     li.dataset.seq = String(c.seq);
     this.captions.set(li, c);
