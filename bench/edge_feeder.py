@@ -13,9 +13,8 @@ from redis.asyncio import Redis
 
 from relay.bus.publisher import RedisPublisher
 from relay.bus.stream import EventMeta
-from relay.hub import CaptionHub
+from relay.hub import CaptionHub, MemoryBacklog
 from relay.messages import Caption, SourceState
-from relay.protocol import Frame
 
 _EN = "we now turn to item four on the agenda the report of the budget committee on next year's accounts".split()
 _FR = "nous passons au point quatre de l'ordre du jour le rapport de la commission du budget sur les comptes".split()
@@ -36,28 +35,11 @@ def synthetic_caption(n: int) -> Caption:
                    translations={"fr": words(_FR), "es": words(_ES)}, mt={"fr": "apertium", "es": "apertium"})
 
 
-class _Finals:
-    """The relay's finals (SQLite in the relay): kept in memory, read back by the publisher."""
-
-    def __init__(self) -> None:
-        self.frames: list[Frame] = []
-
-    def append(self, frame: Frame) -> None:
-        self.frames.append(frame)
-
-    def latest(self, count: int) -> list[Frame]:
-        return self.frames[-count:]
-
-    async def finals_since(self, seq: int, limit: int | None = None) -> list[Frame]:
-        after = [f for f in self.frames if (f.seq or 0) > seq]
-        return after[: limit or len(after)]
-
-
 class SyntheticRelay:
     """A relay's hub and its real `RedisPublisher`, publishing synthetic captions at a given rate."""
 
     def __init__(self, url: str, event: str) -> None:
-        finals = _Finals()
+        finals = MemoryBacklog(10**7)  # every final, as the relay's SQLite would keep them
         self.hub = CaptionHub(store=finals, channels=[("floor", None)])
         meta = EventMeta(self.hub.session, list(self.hub.channels.items()), self.hub.tracks, self.hub.languages,
                          self.hub.label, self.hub.states)

@@ -93,6 +93,7 @@ class WhisperEngine:
         self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="whisper")
         self._tokenizers: dict[str, Tokenizer] = {}
         self._hotword_lengths: dict[str, int] = {}
+        self._hotwords = {lang: words for lang, words in settings.hotwords if words}  # not rebuilt per decode
 
     @property
     def multilingual(self) -> bool:
@@ -178,7 +179,7 @@ class WhisperEngine:
     def _prompt(self, tokenizer: Tokenizer, context: Context | None, lang: str) -> list[int]:
         """Start-of-transcript tokens, led by the language's hotwords and the previous caption
         when it is the same language."""
-        hotwords = dict(self.settings.hotwords).get(lang) or None
+        hotwords = self._hotwords.get(lang)
         room = _MAX_PROMPT_TOKENS
         if hotwords:  # hotwords and the previous caption share Whisper's half of the context
             room = max(0, min(room, _PROMPT_BUDGET_TOKENS - self._hotword_tokens(tokenizer, lang, hotwords)))

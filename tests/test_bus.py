@@ -12,7 +12,7 @@ from relay.bus.feed import RedisBacklog, recent_finals
 from relay.bus.publisher import RedisPublisher
 from relay.bus.stream import EventMeta, frames_key
 from relay.edge import start_edge
-from relay.hub import CaptionHub
+from relay.hub import CaptionHub, MemoryBacklog
 from relay.messages import Caption
 from relay.protocol import Frame
 from tests.support.redis_server import RedisServer
@@ -43,23 +43,6 @@ class RecordingViewer:
         return [(m["seq"], m["text"]) for m in self.messages if m["type"] == "final"]
 
 
-class ListFinals:
-    """The relay's durable finals, as the publisher reads them back (SqliteBacklog in the relay)."""
-
-    def __init__(self) -> None:
-        self.frames: list[Frame] = []
-
-    def append(self, frame: Frame) -> None:
-        self.frames.append(frame)
-
-    def latest(self, count: int) -> list[Frame]:
-        return self.frames[-count:]
-
-    async def finals_since(self, seq: int, limit: int | None = None) -> list[Frame]:
-        after = [f for f in self.frames if (f.seq or 0) > seq]
-        return after[: limit or len(after)]
-
-
 def caption(n: int, kind: str = "final") -> Caption:
     return Caption(kind=kind, id=f"u{n}", lang="en", text=f"sentence {n} <b>&", start=n, end=n + 1.0, wall=n + 1.5)
 
@@ -82,7 +65,7 @@ class Relay:
     """The transcribing relay's hub with its durable finals and a publisher."""
 
     def __init__(self, url: str) -> None:
-        self.finals = ListFinals()
+        self.finals = MemoryBacklog(100_000)  # the relay's durable finals (SqliteBacklog in the relay)
         self.hub = CaptionHub(store=self.finals, channels=[("floor", None)])
         meta = EventMeta(self.hub.session, list(self.hub.channels.items()), self.hub.tracks, self.hub.languages,
                          self.hub.label, self.hub.states)

@@ -24,7 +24,7 @@ import pytest
 from tests.support.live_hls_master import trim_audio
 from tests.support.media import MEETING_FLAC
 from tests.support.redis_server import RedisServer
-from tests.test_edges import EVENT, Edge, _numbered, _wait
+from tests.test_edges import EVENT, Edge, _healthz, _numbered, _wait
 from tests.test_operator import Viewer
 from tests.test_source_lifecycle import RELAY, Serve
 
@@ -116,11 +116,6 @@ def _metric(url: str, name: str) -> float:
     return float(next(line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")))
 
 
-def _healthz(url: str) -> dict:
-    with urllib.request.urlopen(url + "/healthz", timeout=10) as response:
-        return json.loads(response.read())
-
-
 @pytest.fixture(scope="module")
 def failover(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("failover")
@@ -139,7 +134,7 @@ def failover(tmp_path_factory):
         _wait(lambda: all(v.hellos for v in crowd.viewers), 120, "every viewer connected to edge A")
         time.sleep(max(0.0, ready_at + KILL_AT_S - time.monotonic()))
         record["before_kill"] = _commandstats(redis)
-        record["viewers_on_a"] = _healthz(edges[0].url)["viewers"]
+        record["viewers_on_a"] = _healthz(edges[0].url)[1]["viewers"]
         edges[0].proc.kill()
         _wait(lambda: all(len(v.hellos) == 2 for v in crowd.viewers), 120, "every viewer resumed on edge B")
         record["after_storm"] = _commandstats(redis)
@@ -157,7 +152,7 @@ def failover(tmp_path_factory):
         second_reference = Viewer(second_relay.url)
         _wait(lambda: second_reference.hellos, 30, "a viewer on the second relay")
         second_session = second_reference.hellos[0]["session"]
-        _wait(lambda: _healthz(edges[1].url)["session"] == second_session, 60, "edge B followed the new session")
+        _wait(lambda: _healthz(edges[1].url)[1]["session"] == second_session, 60, "edge B followed the new session")
         late = Viewer(edges[1].url)
         second_relay.wait_for(lambda s: s["source"]["state"] == "ended", SECOND_SESSION_SECONDS + 120, "ended")
         time.sleep(2)

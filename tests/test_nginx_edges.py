@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 
@@ -27,7 +26,7 @@ from tests.support.live_hls_master import trim_audio
 from tests.support.media import MEETING_FLAC
 from tests.support.nginx_server import NginxServer, nginx_installed
 from tests.support.redis_server import REDIS_SERVER, RedisServer, free_port
-from tests.test_edges import Edge
+from tests.test_edges import Edge, _wait
 from tests.test_operator import Viewer
 from tests.test_source_lifecycle import RELAY, Serve
 
@@ -71,15 +70,6 @@ def _get(url: str) -> tuple[int, dict[str, str], bytes]:
 
 def _viewers_on(edge: Edge) -> int:
     return json.loads(_get(edge.url + "/healthz")[2])["viewers"]
-
-
-def _wait(check, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"never {what}")
 
 
 async def _handshakes(url: str, attempts: list[tuple[str, list[str]]]) -> list[int]:
