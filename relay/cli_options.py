@@ -46,6 +46,9 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--redis", type=redis_url, default=None, metavar="URL",
                         help="also publish the captions to Redis Streams for `relay edge` servers, e.g. redis://host:6379/0")
     parser.add_argument("--event", type=event_name, default="main", help="the event's name on Redis (default main)")
+    parser.add_argument("--hls-master", type=hls_master_url, default=None, metavar="URL",
+                        help="the public HLS master players load, to serve with the caption renditions at "
+                             "/hls/master.m3u8 (default: the source, when it is HLS)")
 
 
 def add_viewer_server_options(parser: argparse.ArgumentParser) -> None:
@@ -98,6 +101,12 @@ def _key_file(text: str) -> Path:
 def redis_url(text: str) -> str:
     if not text.startswith(("redis://", "rediss://", "unix://")):
         raise argparse.ArgumentTypeError(f"not a Redis URL (redis://HOST:PORT/DB): {redact_url(text)[:80]!r}")
+    return text
+
+
+def hls_master_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"not an http(s) URL of an HLS master playlist: {redact_url(text)[:80]!r}")
     return text
 
 

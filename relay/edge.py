@@ -22,7 +22,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from redis.asyncio import Redis
 
 from relay.bus.feed import BLOCK_MS, EdgeFeed, FeedCounters, RedisBacklog, read_meta, recent_finals
+from relay.bus.hls import HlsRedisReader
 from relay.bus.stream import EventMeta, frames_key
+from relay.hls.routes import add_hls_routes
 from relay.hub import CaptionHub
 from relay.metrics import ScrapedMetrics
 from relay.redact import redact_url
@@ -63,10 +65,11 @@ async def wait_for_event(redis: Redis, event: str, where: str) -> EventMeta:
 
 @dataclass(slots=True)
 class EdgeSession:
-    """What serves one session of the event: its hub, and the feed that keeps the hub live."""
+    """What serves one session of the event: its hub, the feed that keeps the hub live, its HLS renditions."""
 
     hub: CaptionHub
     feed: EdgeFeed
+    hls: HlsRedisReader
 
 
 async def build_session(redis: Redis, event: str, meta: EventMeta, counters: FeedCounters) -> EdgeSession:
@@ -87,7 +90,8 @@ async def build_session(redis: Redis, event: str, meta: EventMeta, counters: Fee
             hub.source_state(state, channel)
     if last is not None and last.text.startswith(b'{"type":"end"'):
         hub.end_session(json.loads(last.text).get("reason", ""))  # the session ended before this edge started
-    return EdgeSession(hub, EdgeFeed(redis, event, meta, hub, last_id, counters))
+    hls = HlsRedisReader(redis, event, meta.session)
+    return EdgeSession(hub, EdgeFeed(redis, event, meta, hub, last_id, counters), hls)
 
 
 class Edge:
@@ -107,15 +111,21 @@ class Edge:
 
     async def follow(self) -> None:
         """Feed the current session; when the event moves to a new one, serve that one instead."""
-        while True:
-            meta = await self.current.feed.run()
-            _LOGGER.info("Event %s moved to a new session; serving it", self._event)
-            following = await build_session(self._redis, self._event, meta, self.counters)
-            old, self.current = self.current.hub, following
-            self.ref.hub = following.hub  # viewers connecting from now on attach to the new session
-            for name in self._earlier:
-                self._earlier[name] += int(getattr(old, name))
-            old.close_all(CLOSE_SERVICE_RESTART, "new session: reconnect")
+        hls = asyncio.create_task(self.current.hls.run())
+        try:
+            while True:
+                meta = await self.current.feed.run()
+                _LOGGER.info("Event %s moved to a new session; serving it", self._event)
+                following = await build_session(self._redis, self._event, meta, self.counters)
+                old, self.current = self.current.hub, following
+                self.ref.hub = following.hub  # viewers connecting from now on attach to the new session
+                hls.cancel()
+                hls = asyncio.create_task(following.hls.run())
+                for name in self._earlier:
+                    self._earlier[name] += int(getattr(old, name))
+                old.close_all(CLOSE_SERVICE_RESTART, "new session: reconnect")
+        finally:
+            hls.cancel()
 
 
 def add_edge_routes(app: web.Application, edge: Edge) -> None:
@@ -186,6 +196,7 @@ async def run_edge(args: argparse.Namespace) -> int:
         edge = starting.result()
         app = create_app(edge.ref, settings=server_settings(args))
         add_edge_routes(app, edge)
+        add_hls_routes(app, lambda: edge.current.hls.window)
         add_viewer_key(app, viewer_token)
         async with serve(app, args.host, args.port) as url:
             print(f"relay: edge for event {args.event} ({where}): viewers open {url}/", flush=True)

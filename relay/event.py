@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from relay.hls.pts import PtsMap
 from relay.messages import Caption, SourceEvent, SourceState, Utterance
 from relay.pipeline import ChannelInput, Continuation, Pipeline, PipelineSettings
 from relay.tracks import (
@@ -130,8 +131,10 @@ class Event:
         on_source_event: SourceListener = _ignore,
         observer: PipelineObserver | None = None,
         resume: Continuation | None = None,
+        pts_map: PtsMap | None = None,
     ) -> None:
         self._sink = sink
+        self._pts_map = pts_map  # the floor's presentation times (HLS cues land on the video's timeline)
         self._resume = resume  # where a restarted relay's booths carry on (clock, numbering)
         self._booths = {b.settings.channel: b for b in booths}
         # Unpaced (a file read as fast as it decodes), wall time says nothing about the stream:
@@ -158,7 +161,7 @@ class Event:
         channel_input: ChannelInput | None = None,
     ) -> Pipeline:
         """A pipeline for the floor (again after a source switch), wired into the event."""
-        pipeline = self._pipeline(settings, continuation, channel_input)
+        pipeline = self._pipeline(settings, continuation, channel_input, self._pts_map)
         self.pipelines[FLOOR] = pipeline
         return pipeline
 
@@ -210,15 +213,16 @@ class Event:
         return Continuation(self._resume.start_s, f"{prefix}{name}-u")
 
     def _pipeline(self, settings: PipelineSettings, continuation: Continuation | None,
-                  channel_input: ChannelInput | None) -> Pipeline:
+                  channel_input: ChannelInput | None, pts_map: PtsMap | None = None) -> Pipeline:
         name = settings.channel
         watch = self.watches[name]
         return Pipeline(
             settings, lambda caption: self._published(watch, caption),
             lambda event: self._source_event(watch, event), continuation, self._observer,
             channel_input=channel_input, scheduler=self.scheduler,
-            # Without booths every track is decided on the floor's final alone: no per-chunk feed.
-            watcher=_Watcher(self, watch) if self._booths else None,
+            # Without booths every track is decided on the floor's final alone: no per-chunk feed
+            # (the watch still follows how far the channel's finals are out, for HLS).
+            watcher=_Watcher(self, watch) if self._booths else _QuietWatcher(watch), pts_map=pts_map,
         )
 
     async def _run_booth(self, name: str) -> None:
@@ -282,6 +286,19 @@ class Event:
     @staticmethod
     def _now() -> float:
         return time.monotonic()
+
+
+class _QuietWatcher:
+    """Pipeline hook that keeps a channel's watch current without feeding the composer."""
+
+    def __init__(self, watch: ChannelWatch) -> None:
+        self._watch = watch
+
+    def cut(self, utterances: list[Utterance], through_s: float, open_speech_s: float | None) -> None:
+        self._watch.cut(utterances, through_s, open_speech_s)
+
+    def empty(self, utterance: Utterance) -> None:
+        self._watch.empty(utterance)
 
 
 class _Watcher:

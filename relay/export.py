@@ -92,22 +92,34 @@ def export(source: TranscriptStore | Iterable[StoredFinal], fmt: Format, lang: s
 
 def layout(finals: Iterable[StoredFinal], lang: str | None = None) -> Iterator[Cue]:
     """Yield a cue per final with words, in seq order, in order in time and not overlapping."""
-    previous_end_ms = 0
-    previous_speaker = ""
+    cues = CueLayout()
     for final in sorted(finals, key=lambda stored: stored.seq):
         if not final.caption.text.split():
             continue  # a retraction, whatever its translations say
-        text = " ".join(cue_text(final, lang).split())
-        start = _milliseconds(final.caption.start)
-        start_ms = max(start if start is not None else previous_end_ms, previous_end_ms)
-        end_ms = _milliseconds(final.caption.end)
+        yield cues.place(final.seq, cue_text(final, lang), final.caption.start, final.caption.end,
+                         final.caption.speaker)
+
+
+class CueLayout:
+    """The timing and turn rules of `layout`, one final at a time (live renditions lay out as they go)."""
+
+    def __init__(self) -> None:
+        self._previous_end_ms = 0
+        self._previous_speaker = ""
+
+    def place(self, seq: int, text: str, start_s: float, end_s: float, speaker: str = "") -> Cue:
+        """The cue of the next final in seq order: after the previous one, never overlapping it."""
+        start = _milliseconds(start_s)
+        start_ms = max(start if start is not None else self._previous_end_ms, self._previous_end_ms)
+        end_ms = _milliseconds(end_s)
         if end_ms is None or end_ms <= start_ms:
             end_ms = start_ms + MIN_CUE_MS
-        previous_end_ms = end_ms
-        speaker = " ".join(final.caption.speaker.split())
-        yield Cue(seq=final.seq, start_ms=start_ms, end_ms=end_ms, text=text, speaker=speaker,
-                  new_speaker=bool(speaker) and speaker != previous_speaker)
-        previous_speaker = speaker
+        self._previous_end_ms = end_ms
+        speaker = " ".join(speaker.split())
+        cue = Cue(seq=seq, start_ms=start_ms, end_ms=end_ms, text=" ".join(text.split()), speaker=speaker,
+                  new_speaker=bool(speaker) and speaker != self._previous_speaker)
+        self._previous_speaker = speaker
+        return cue
 
 
 def cue_text(final: StoredFinal, lang: str | None) -> str:
@@ -148,14 +160,15 @@ def _srt(cues: list[Cue]) -> str:
 def _vtt(cues: list[Cue]) -> str:
     """WebVTT by webvtt-py, cue text escaped so spoken markup stays text."""
     captions = [
-        webvtt.Caption(
-            start=_vtt_timestamp(cue.start_ms),
-            end=_vtt_timestamp(cue.end_ms),
-            text=_voice(cue, [html.escape(line, quote=False) for line in display_lines(cue.text)]),
-        )
+        webvtt.Caption(start=vtt_timestamp(cue.start_ms), end=vtt_timestamp(cue.end_ms), text=vtt_lines(cue))
         for cue in cues
     ]
     return webvtt.WebVTT(captions=captions).content
+
+
+def vtt_lines(cue: Cue) -> list[str]:
+    """A cue's WebVTT text lines: wrapped, escaped, the first in the speaker's voice span."""
+    return _voice(cue, [html.escape(line, quote=False) for line in display_lines(cue.text)])
 
 
 def _turn_line(cue: Cue) -> str:
@@ -170,7 +183,7 @@ def _voice(cue: Cue, lines: list[str]) -> list[str]:
     return [f"<v {html.escape(cue.speaker, quote=False)}>{lines[0]}", *lines[1:]]
 
 
-def _vtt_timestamp(ms: int) -> str:
+def vtt_timestamp(ms: int) -> str:
     """A WebVTT timestamp, as webvtt-py writes it."""
     return str(Timestamp.from_seconds(ms / 1000))
 

@@ -15,10 +15,15 @@ SAMPLE_RATE_HZ = 16_000
 
 @dataclass(frozen=True, slots=True)
 class AudioChunk:
-    """Mono float32 samples at SAMPLE_RATE_HZ, starting at `start_s` in stream time."""
+    """Mono float32 samples at SAMPLE_RATE_HZ, starting at `start_s` in stream time.
+
+    `pts_tick`: the source's presentation time of the first sample, in MPEG-TS ticks (90 kHz,
+    modulo 2**33), or None when the source gives no timestamps.
+    """
 
     samples: np.ndarray
     start_s: float
+    pts_tick: int | None = None
 
     @property
     def end_s(self) -> float:

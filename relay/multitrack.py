@@ -14,8 +14,8 @@ import numpy as np
 from relay.channels import ChannelSpec
 from relay.messages import SAMPLE_RATE_HZ, AudioChunk, SourceEvent, SourceState
 from relay.redact import redact_url
-from relay.source import CHUNK_SAMPLES, SourceError, SourceItem, SourceSettings, _reason, open_container
-from relay.streamclock import StreamClock
+from relay.source import CHUNK_SAMPLES, SourceError, SourceItem, SourceSettings, _reason, chunk_tick, open_container
+from relay.streamclock import StreamClock, packet_tick
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -208,13 +208,15 @@ class MultiTrackReader:
                 index = packet.stream.index
                 if not clocks[index].admit(packet):
                     continue  # replayed after a reconnect
+                tick, offset = packet_tick(packet), 0
                 for samples in decoders[index].decode(packet):
-                    self._deliver(index, samples, clocks[index])
+                    self._deliver(index, samples, chunk_tick(tick, offset), clocks[index])
+                    offset += len(samples)
                 if self._stop.is_set():
                     return False
             for index, decoder in decoders.items():
                 for samples in decoder.flush():
-                    self._deliver(index, samples, clocks[index])
+                    self._deliver(index, samples, None, clocks[index])
         except (av.FFmpegError, OSError) as exc:
             _LOGGER.warning("Source %s dropped: %s", redact_url(self.settings.url), _reason(exc))
             return False
@@ -222,12 +224,12 @@ class MultiTrackReader:
             _LOGGER.warning("Source %s ended; checking whether it comes back", redact_url(self.settings.url))
         return True
 
-    def _deliver(self, index: int, samples: np.ndarray, clock: StreamClock) -> None:
+    def _deliver(self, index: int, samples: np.ndarray, tick: int | None, clock: StreamClock) -> None:
         """Cut into chunks on the channel's clock, paced on the event's clock if asked."""
         queue = self._queues[index]
         for start in range(0, len(samples), CHUNK_SAMPLES):
             piece = samples[start : start + CHUNK_SAMPLES]
-            chunk = AudioChunk(piece, clock.samples / SAMPLE_RATE_HZ)
+            chunk = AudioChunk(piece, clock.samples / SAMPLE_RATE_HZ, chunk_tick(tick, start))
             clock.samples += len(piece)
             if self.settings.realtime:
                 self._epoch.wait_until(chunk.end_s, self._stop)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from relay.caption_stage import CaptionStage
+from relay.hls.pts import PtsMap
 from relay.messages import AudioChunk, SourceEvent, SourceState, Utterance
 from relay.segmenter import Segmenter, SegmenterSettings
 from relay.source import AudioSource, SourceItem, SourceSettings, open_container
@@ -134,8 +135,10 @@ class Pipeline:
         channel_input: ChannelInput | None = None,
         scheduler: DecodeScheduler | None = None,
         watcher: CutWatcher | None = None,
+        pts_map: PtsMap | None = None,
     ) -> None:
         self.settings = settings
+        self._pts_map = pts_map  # told each chunk's presentation time (the floor's, for HLS cues)
         self._sink = sink
         self._on_source_event = on_source_event
         self._source = AudioSource(settings.source)
@@ -216,7 +219,9 @@ class Pipeline:
         try:
             async for item in self._items():
                 if isinstance(item, AudioChunk):
-                    item = AudioChunk(item.samples, item.start_s + self.continuation.start_s)
+                    item = AudioChunk(item.samples, item.start_s + self.continuation.start_s, item.pts_tick)
+                    if self._pts_map is not None:
+                        self._pts_map.observe(item.start_s, item.pts_tick)
                     await self._offer(await cutter.cut(item), cutter, transcriber, item.end_s)
                     continue
                 if item.state is SourceState.ENDED:

@@ -16,6 +16,9 @@ from relay.channels import AUTO, FLOOR
 from relay.control import add_control_routes
 from relay.event import BoothInput, Event
 from relay.glossary import Glossary, GlossaryRouter
+from relay.hls.routes import add_hls_routes
+from relay.hls.saved import SavedSegments
+from relay.hls.service import HlsService, HlsSettings
 from relay.logfile import log_to_file, settings_from_args
 from relay.modelstore import ModelError, resolve_model
 from relay.pipeline import ChannelInput, PipelineSettings
@@ -140,7 +143,9 @@ async def serve_relay(args: argparse.Namespace) -> int:
             slots = app[SLOTS_KEY]
             service.metrics.counter("relay_viewers_refused", "Viewer connections refused by the limits.", lambda: slots.refused)
             add_transcript_routes(app, transcript_path(rundir.path))
-            async with serve(app, args.host, args.port) as url, publishing(args, service):
+            hls = hls_service(args, service)
+            add_hls_routes(app, lambda: hls.window)
+            async with serve(app, args.host, args.port) as url, publishing(args, service, hls), packaging(service, hls):
                 await _run_service(service, engine, translator, rundir, url, args)
     finally:
         if service is not None:
@@ -149,14 +154,36 @@ async def serve_relay(args: argparse.Namespace) -> int:
     return 0
 
 
+def hls_service(args: argparse.Namespace, service: RelayService) -> HlsService:
+    """The HLS subtitle renditions of the event's tracks, saved with the transcript."""
+    saved = SavedSegments(service.store) if service.store is not None else None
+    hls = HlsService(service.hub.tracks, service.pts_map, HlsSettings(args.source, args.hls_master), saved)
+    service.hls = hls
+    return hls
+
+
 @contextlib.asynccontextmanager
-async def publishing(args: argparse.Namespace, service: RelayService) -> AsyncIterator[None]:
+async def packaging(service: RelayService, hls: HlsService) -> AsyncIterator[None]:
+    """Close HLS subtitle segments while the relay runs; at the end, what was heard, and ENDLIST."""
+    task = asyncio.create_task(hls.run(lambda: (service.floor_through_s, service.floor_stream_s)))
+    try:
+        yield
+    finally:
+        hls.finish(service.floor_stream_s)
+        task.cancel()
+        await asyncio.wait({task}, timeout=2.0)
+
+
+@contextlib.asynccontextmanager
+async def publishing(args: argparse.Namespace, service: RelayService, hls: HlsService | None = None
+                     ) -> AsyncIterator[None]:
     """With --redis: copy every frame the hub delivers to the event's Redis stream meanwhile."""
     if not getattr(args, "redis", None):
         yield
         return
     from redis.asyncio import Redis
 
+    from relay.bus.hls import HlsRedisPublisher
     from relay.bus.publisher import RedisPublisher
     from relay.bus.stream import EventMeta
 
@@ -170,15 +197,20 @@ async def publishing(args: argparse.Namespace, service: RelayService) -> AsyncIt
     service.metrics.counter("relay_redis_finals_republished", "Finals written again from SQLite after an outage.",
                             lambda: publisher.republished)
     task = asyncio.create_task(publisher.run())
+    segments = HlsRedisPublisher(redis, args.event, hub.session)
+    if hls is not None:
+        hls.listeners.append(segments.changed)
+    segments_task = asyncio.create_task(segments.run())
     try:
         yield
     finally:
         # A stop never waits long for Redis: what it has not got by then, it gets from SQLite
         # when the relay publishes again.
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(publisher.drained(), 3.0)  # the end message, if Redis is there
+            await asyncio.wait_for(asyncio.gather(publisher.drained(), segments.drained()), 3.0)
         task.cancel()
-        await asyncio.wait({task}, timeout=2.0)
+        segments_task.cancel()
+        await asyncio.wait({task, segments_task}, timeout=2.0)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(redis.aclose(), 2.0)
 

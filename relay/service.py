@@ -7,9 +7,10 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from relay.event import FLOOR, BoothInput, Event
+from relay.hls.pts import PtsMap
 from relay.hub import CaptionHub
 from relay.messages import Caption, SourceEvent, SourceState
 from relay.metrics import ChannelMetrics, Metrics
@@ -24,6 +25,16 @@ from relay.translation import CAPTION_LANGUAGES, CaptionTranslator
 from relay.whisper_engine import Decoded, WhisperEngine
 
 _LOGGER = logging.getLogger(__name__)
+
+
+class HlsHooks(Protocol):
+    """What the relay tells its HLS renditions (relay.hls.service.HlsService)."""
+
+    def track(self, seq: int, track: TrackCaption) -> None: ...
+
+    def new_source(self, url: str, previous_through_s: float) -> None: ...
+
+    def source_ended(self) -> None: ...
 
 
 def track_languages(booths: list[BoothInput], translate: bool = True) -> tuple[str, ...]:
@@ -72,8 +83,10 @@ class RelayService:
         if durable and (latest := self._backlog.latest(1)):  # a continued event: the floor is still theirs
             self.speakers.resume(speaker_in(latest[-1].text.decode()), self._continuation.start_s)
         paced = settings.source.paced
+        self.pts_map = PtsMap()  # the floor's presentation times, for HLS cues on the video's timeline
+        self.hls: HlsHooks | None = None  # set by the runner when the HLS renditions are served
         self.event = Event(self, langs, booths, paced=paced, on_source_event=self._on_source_event,
-                           observer=self, resume=self._continuation)
+                           observer=self, resume=self._continuation, pts_map=self.pts_map)
         self._floor_input = floor_input
         self._pipeline: Pipeline | None = None
         self._next_source: tuple[str, Any] | None = None  # (url, opened container) to switch to
@@ -88,6 +101,22 @@ class RelayService:
         self._last_final: Caption | None = None
         self._last_delay_s: float | None = None
         self._register_gauges()
+
+    @property
+    def store(self) -> TranscriptStore | None:
+        """The transcript database (None without a data directory)."""
+        return self._store
+
+    @property
+    def floor_stream_s(self) -> float:
+        """Stream time the floor has processed through (its current source's, on the event clock)."""
+        pipeline = self._pipeline
+        return pipeline.stream_s if pipeline is not None else self._continuation.start_s
+
+    @property
+    def floor_through_s(self) -> float:
+        """Stream time before which every final of the floor is out (its speech heard, decoded, published)."""
+        return self.event.watches[FLOOR].through
 
     @property
     def backlog(self) -> SqliteBacklog | None:
@@ -144,6 +173,8 @@ class RelayService:
         self._pipeline = self._new_pipeline(settings)
         self._pipeline.adopt(container)
         self._source.update(url=url)
+        if self.hls is not None:
+            self.hls.new_source(url, previous.stream_s)
 
     def _drop_next_source(self) -> None:
         """Close a source that was opened for a switch but will not be used."""
@@ -267,7 +298,9 @@ class RelayService:
         covered = next((self._floor_speakers[i] for i in track.covers if i in self._floor_speakers), None)
         if speaker := covered if covered is not None else self.speakers.at(track.start):
             track = dataclasses.replace(track, speaker=speaker)
-        self.hub.publish_track(track)
+        seq = self.hub.publish_track(track)
+        if self.hls is not None:
+            self.hls.track(seq, track)
 
     async def _on_source_event(self, channel: str, event: SourceEvent) -> None:
         # event.detail is for the operator and may name the source: neither logged raw nor sent to viewers.
@@ -276,6 +309,8 @@ class RelayService:
         if event.state is SourceState.RECONNECTING:
             self.metrics.source_reconnects.inc()
         source.update(state=event.state.value, since=time.time())
+        if channel == FLOOR and event.state is SourceState.ENDED and self.hls is not None:
+            self.hls.source_ended()
         self._channel_metrics[channel].state(event.state)
         self.hub.source_state(event.state, channel)
 

@@ -15,9 +15,10 @@ from typing import Union
 import av
 import numpy as np
 
+from relay.hls.pts import TICK_HZ, TICK_WRAP
 from relay.messages import SAMPLE_RATE_HZ, AudioChunk, SourceEvent, SourceState
 from relay.redact import redact_url
-from relay.streamclock import StreamClock
+from relay.streamclock import StreamClock, packet_tick
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -84,9 +85,9 @@ def _reason(exc: BaseException) -> str:
 
 def decode_audio(
     container: av.container.InputContainer, admit: Callable[[av.Packet], bool] | None = None
-) -> Iterator[tuple[np.ndarray, float | None]]:
-    """Yield (16 kHz mono float32 samples, source timestamp of the packet) for the first
-    audio stream, skipping corrupt packets and packets `admit` turns down."""
+) -> Iterator[tuple[np.ndarray, int | None]]:
+    """Yield (16 kHz mono float32 samples, the packet's presentation time in MPEG-TS ticks or
+    None) for the first audio stream, skipping corrupt packets and packets `admit` turns down."""
     stream = container.streams.audio[0]
     for other in container.streams:
         if other.index != stream.index:  # unread: an HLS demuxer then fetches none of its segments
@@ -95,17 +96,27 @@ def decode_audio(
     for packet in container.demux(stream):
         if admit is not None and not admit(packet):
             continue
-        pts_s = float(packet.pts * packet.time_base) if packet.pts is not None else None
+        tick = packet_tick(packet)
         try:
             frames = packet.decode()
         except av.InvalidDataError as exc:
             _LOGGER.warning("Skipping a corrupt audio packet: %s", _reason(exc))
             continue
+        offset = 0  # samples of this packet already yielded
         for frame in frames:
             for out in resampler.resample(frame):
-                yield out.to_ndarray().reshape(-1), pts_s
+                samples = out.to_ndarray().reshape(-1)
+                yield samples, chunk_tick(tick, offset)
+                offset += len(samples)
     for out in resampler.resample(None):
         yield out.to_ndarray().reshape(-1), None
+
+
+def chunk_tick(tick: int | None, offset_samples: int) -> int | None:
+    """The presentation tick of the sample `offset_samples` into a decoded packet that starts at `tick`."""
+    if tick is None:
+        return None
+    return (tick + offset_samples * TICK_HZ // SAMPLE_RATE_HZ) % TICK_WRAP
 
 
 class AudioSource:
@@ -204,8 +215,8 @@ class AudioSource:
     def _pump(self, container: av.container.InputContainer, put, clock: StreamClock) -> bool:
         """Hand over what the container yields; True if it reached its end (not dropped or stopped)."""
         try:
-            for samples, _pts_s in decode_audio(container, clock.admit):
-                if not self._hand_over(samples, clock, put):
+            for samples, tick in decode_audio(container, clock.admit):
+                if not self._hand_over(samples, tick, clock, put):
                     return False
         except (av.FFmpegError, OSError) as exc:
             _LOGGER.warning("Source %s dropped: %s", redact_url(self.settings.url), _reason(exc))
@@ -214,11 +225,11 @@ class AudioSource:
             _LOGGER.warning("Source %s ended; checking whether it comes back", redact_url(self.settings.url))
         return True
 
-    def _hand_over(self, samples: np.ndarray, clock: StreamClock, put) -> bool:
+    def _hand_over(self, samples: np.ndarray, tick: int | None, clock: StreamClock, put) -> bool:
         """Pass samples on in small chunks (paced if asked); False once stopping."""
         for start in range(0, len(samples), CHUNK_SAMPLES):
             piece = samples[start : start + CHUNK_SAMPLES]
-            chunk = AudioChunk(piece, clock.samples / SAMPLE_RATE_HZ)
+            chunk = AudioChunk(piece, clock.samples / SAMPLE_RATE_HZ, chunk_tick(tick, start))
             clock.samples += len(piece)
             if self.settings.realtime:
                 self._pace(chunk.end_s)

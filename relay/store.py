@@ -229,6 +229,24 @@ class TranscriptStore:
         sql = f"SELECT {TRACK_COLUMNS} FROM tracks WHERE track_lang = ? ORDER BY seq"
         return [stored_track(row) for row in self._reader().execute(sql, (lang,)).fetchall()]
 
+    def write_rows(self, statements: Sequence[tuple[str, tuple[Any, ...]]]) -> None:
+        """Commit statements on other tables than the finals (the HLS segments), in one transaction."""
+        if self._writer is None:
+            raise TranscriptError(f"transcript {self.path} is read-only")
+        with self._lock:
+            self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in statements:
+                    self._writer.execute(sql, params)
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+            self._writer.execute("COMMIT")
+
+    def read_rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a query on this thread's reading connection."""
+        return self._reader().execute(sql, params).fetchall()
+
     def journal_mode(self) -> str:
         """The database's journal mode ("wal")."""
         return str(self._reader().execute("PRAGMA journal_mode").fetchone()[0]).lower()

@@ -11,6 +11,8 @@ from typing import Union
 
 import av
 
+from relay.hls.pts import TICK_HZ as _TICK_HZ
+from relay.hls.pts import TICK_WRAP as _TICK_WRAP
 from relay.messages import SAMPLE_RATE_HZ
 
 _LOGGER = logging.getLogger(__name__)
@@ -51,7 +53,7 @@ class StreamClock:
         """True for a packet to decode; False for one replayed after a reconnect."""
         if packet.size == 0:  # the demuxer's end marker: it flushes the decoder
             return True
-        tick = _tick(packet)
+        tick = packet_tick(packet)
         key = (tick, hashlib.blake2b(bytes(packet), digest_size=8).digest())
         if not self.fresh:
             if self.reconnected and key in self._heard:
@@ -86,17 +88,13 @@ class StreamClock:
         self.samples += int(max(away_s, 0.0) * SAMPLE_RATE_HZ)
 
 
-_TICK_HZ = 90_000
-_TICK_WRAP = 2**33  # MPEG-TS timestamps are 33 bits of a 90 kHz clock
-
-
 def _tick_span(duration: int | None, time_base: Fraction | None) -> int:
     return round(duration * time_base * _TICK_HZ) if duration and time_base else 0
 
 
-def _tick(packet: av.Packet) -> int | None:
+def packet_tick(packet: av.Packet) -> int | None:
     """The packet's timestamp as an MPEG-TS tick, modulo the wrap (so an unwrapped and a
-    wrapped copy of the same packet agree)."""
+    wrapped copy of the same packet agree); None without a timestamp."""
     if packet.pts is None or packet.time_base is None:
         return None
     return round(packet.pts * packet.time_base * _TICK_HZ) % _TICK_WRAP

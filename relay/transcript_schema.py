@@ -1,10 +1,11 @@
-"""The transcript's SQLite schema (version 2), its migration from version 1, and its rows.
+"""The transcript's SQLite schema (version 3), its migration from versions 1 and 2, and its rows.
 
 Version 1 had only `finals`. Version 2 adds `tracks`: the language tracks' captions, in
-the same `seq` as the finals (a seq is in exactly one of the two tables). A writer
-opening a version-1 file migrates it in place (adds the table, sets the version; no
-final is touched); a reader takes it as it is, with no track rows. A version this code
-does not know is refused with a clear error.
+the same `seq` as the finals (a seq is in exactly one of the two tables). Version 3 adds
+`hls_presentations` and `hls_segments`: the HLS subtitle segments published (immutable once
+listed, so a restarted relay serves the very same files). A writer opening an older file
+migrates it in place (adds the tables, sets the version; no final is touched); a reader takes
+it as it is. A version this code does not know is refused with a clear error.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from .tracks.model import TrackCaption
 
 _LOGGER = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
-MIGRATABLE = ("1",)  # versions a writer upgrades in place (by adding the tracks table)
+SCHEMA_VERSION = 3
+MIGRATABLE = ("1", "2")  # versions a writer upgrades in place (by adding the tables they lack)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -42,6 +43,13 @@ CREATE TABLE IF NOT EXISTS tracks (
     published_at REAL NOT NULL, frame TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tracks_by_lang ON tracks (track_lang, seq);
+CREATE TABLE IF NOT EXISTS hls_presentations (
+    id TEXT PRIMARY KEY, source_key TEXT NOT NULL, state TEXT NOT NULL, updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hls_segments (
+    presentation TEXT NOT NULL, sn INTEGER NOT NULL, start_s REAL NOT NULL, duration_s REAL NOT NULL,
+    cc INTEGER NOT NULL, program_date_time TEXT, bodies TEXT NOT NULL, PRIMARY KEY (presentation, sn)
+);
 """
 COLUMNS = "seq, caption_id, channel, lang, text, translations, mt, mt_ms, start_s, end_s, wall_s, published_at, frame"
 INSERT = f"INSERT INTO finals ({COLUMNS}) VALUES ({', '.join('?' * 13)})"
@@ -86,7 +94,7 @@ def create_or_migrate(conn: sqlite3.Connection, path: Path) -> None:
     meta = {"schema_version": str(SCHEMA_VERSION), "session": secrets.token_hex(8), "started_at": repr(time.time())}
     conn.executemany("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", meta.items())
     if found is not None and found[0] != str(SCHEMA_VERSION):
-        _LOGGER.info("Transcript %s: schema %s migrated to %d (tracks added)", path, found[0], SCHEMA_VERSION)
+        _LOGGER.info("Transcript %s: schema %s migrated to %d", path, found[0], SCHEMA_VERSION)
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
     conn.execute("COMMIT")
 

@@ -117,9 +117,10 @@ def test_export_without_lang_is_the_floor_as_spoken(transcript: Path) -> None:
 
 
 def make_version_1(path: Path) -> None:
-    """Turn a transcript into what a relay of schema 1 wrote: no tracks table."""
+    """Turn a transcript into what a relay of schema 1 wrote: no tracks table, no HLS tables."""
     with sqlite3.connect(path) as conn:
-        conn.execute("DROP TABLE tracks")
+        for table in ("tracks", "hls_presentations", "hls_segments"):
+            conn.execute(f"DROP TABLE {table}")
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     conn.close()
 
@@ -135,7 +136,7 @@ def test_version_1_transcript_exports_as_before_and_is_migrated_by_a_writer(tmp_
         assert old.track("fr") == []
         assert export(old, "txt", "fr").splitlines() == ["[00:00:00] fr 0", "[00:00:05] fr 1", "[00:00:10] fr 2"]
     with TranscriptStore(path) as migrated:  # a relay resuming the event upgrades the file in place
-        assert migrated.meta.schema_version == 2 and migrated.last_seq() == 3
+        assert migrated.meta.schema_version == 3 and migrated.last_seq() == 3
         migrated.append(4, TrackCaption("fr", "mt", "floor", "fr:u3", "Encore.", 20.0, 21.0, ("u3",), "en", "apertium"), "{}")
         assert [row.seq for row in migrated.all_finals()] == [1, 2, 3, 4]
     with TranscriptStore(path, readonly=True) as reread:
@@ -146,10 +147,10 @@ def test_a_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "future.sqlite3"
     TranscriptStore(path).close()
     with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+        conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
     conn.close()
     for readonly in (False, True):
-        with pytest.raises(TranscriptError, match="schema 3"):
+        with pytest.raises(TranscriptError, match="schema 4"):
             TranscriptStore(path, readonly=readonly)
 
 

@@ -17,12 +17,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import pytest
 from aiohttp import web
 
 from tests.support.live_hls import LiveHlsServer, Timeline, render_playlist
-from tests.support.media import SPEECH_DIR, encode_aac, mux_ts_segment
+from tests.support.media import SPEECH_DIR, cut_audio, encode_aac, mux_ts_segment
 
 INTERPRETATION_DIR = SPEECH_DIR / "interpretation"
 MASTER_PATH = "/master.m3u8"
@@ -69,22 +68,7 @@ def render_master(renditions: tuple[Rendition, ...], floor_in_variant: bool = Fa
 
 def trim_audio(audio_path: Path, seconds: float, out_dir: Path) -> Path:
     """The first `seconds` of a file as FLAC in out_dir (encoding a whole 326 s file is slow)."""
-    out = out_dir / f"{audio_path.stem}-{seconds:g}s.flac"
-    if out.exists():
-        return out
-    with av.open(str(audio_path)) as source, av.open(str(out), "w") as target:
-        stream_in = source.streams.audio[0]
-        stream_out = target.add_stream("flac", rate=stream_in.rate, layout="mono")
-        limit = round(seconds * stream_in.rate)
-        written = 0
-        for frame in source.decode(stream_in):
-            if written >= limit:
-                break
-            frame.pts = None
-            target.mux(stream_out.encode(frame))
-            written += frame.samples
-        target.mux(stream_out.encode(None))
-    return out
+    return cut_audio(audio_path, 0.0, seconds, out_dir)
 
 
 class LiveHlsMasterServer(LiveHlsServer):

@@ -90,6 +90,30 @@ def mux_ts_segment(audio: EncodedAudio, first: int, stop: int, pts_offset: int) 
     return buffer.getvalue()
 
 
+def cut_audio(audio_path: Path, start_s: float, end_s: float, out_dir: Path) -> Path:
+    """Seconds [start_s, end_s) of a file as FLAC in out_dir (kept: later calls reuse it)."""
+    out = out_dir / f"{audio_path.stem}-{start_s:g}-{end_s:g}s.flac"
+    if out.exists():
+        return out
+    with av.open(str(audio_path)) as source, av.open(str(out), "w") as target:
+        stream_in = source.streams.audio[0]
+        stream_out = target.add_stream("flac", rate=stream_in.rate, layout="mono")
+        first, limit = round(start_s * stream_in.rate), round(end_s * stream_in.rate)
+        position = 0
+        for frame in source.decode(stream_in):
+            samples = frame.to_ndarray()
+            keep = samples[:, max(0, first - position):max(0, limit - position)]
+            position += frame.samples
+            if keep.shape[1]:
+                piece = av.AudioFrame.from_ndarray(np.ascontiguousarray(keep), format=frame.format.name, layout="mono")
+                piece.sample_rate = stream_in.rate
+                target.mux(stream_out.encode(piece))
+            if position >= limit:
+                break
+        target.mux(stream_out.encode(None))
+    return out
+
+
 def write_video_only(path: Path, seconds: float = 2.0, fps: int = 10) -> Path:
     """Write a small MPEG-4 video with no audio stream to path (container picked by suffix)."""
     with av.open(str(path), "w") as container:
