@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -28,6 +27,7 @@ _QUEUE_CHUNKS = 256
 # be a fluke (the server went down again while replaying), two is an ended playlist.
 _STALE_REOPENS = 2
 _LOCAL_SCHEMES = ("file:", "pipe:")
+STDIN_URL = "pipe:0"
 
 SourceItem = Union[AudioChunk, SourceEvent]
 _WAKE = object()  # put by stop(): wakes a consumer waiting for the next item
@@ -65,7 +65,9 @@ class SourceSettings:
 
 def open_container(settings: SourceSettings) -> av.container.InputContainer:
     """Open the source and check it has audio, or raise SourceError with a one-line reason."""
-    target = sys.stdin.buffer if settings.url == "-" else settings.url
+    # stdin through FFmpeg's own pipe protocol, which hands over what has arrived: a Python file
+    # object would be read in 32 KiB blocks, each waiting until it is full (1 s of 16 kHz PCM).
+    target = STDIN_URL if settings.url == "-" else settings.url
     try:
         container = av.open(
             target, mode="r", timeout=(settings.open_timeout_s, settings.stall_timeout_s)

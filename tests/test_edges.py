@@ -3,7 +3,7 @@
 `relay serve` captions the meeting's first 60 s at real time with `--redis`; two edges serve the
 event from Redis. Viewers on the relay and on each edge, one moved from edge A to edge B mid-event,
 while Redis is SIGKILLed twice for 8 s: restarted with its data (append-only file) the first time,
-without it the second.
+without it the second. The edges also serve the relay's HLS subtitle renditions, byte for byte.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import urllib.request
 
 import pytest
 
+from tests.support.hls_client import fetch_rendition, listed
 from tests.support.live_hls_master import trim_audio
 from tests.support.media import MEETING_FLAC
 from tests.support.redis_server import RedisServer
@@ -121,6 +122,12 @@ def scaleout(tmp_path_factory):
             redis.start(wipe=wiped)
         relay.wait_for(lambda s: s["source"]["state"] == "ended", SECONDS + 120, "ended")
         time.sleep(2)
+        record["hls_relay"] = {lang: fetch_rendition(url, lang) for lang in ("fr", "original")}
+        for edge in edges:
+            for lang, files in record["hls_relay"].items():
+                _wait(lambda e=edge, lang=lang, files=files: fetch_rendition(e.url, lang) == files, 15,
+                      f"{lang} HLS rendition on {edge.url} equal to the relay's")
+            record.setdefault("hls_edges", []).append(fetch_rendition(edge.url, "fr"))
         stopped = subprocess.run([RELAY, "stop", "--data", str(tmp / "data")], capture_output=True, text=True,
                                  timeout=60)
         assert stopped.returncode == 0, stopped.stderr
@@ -170,6 +177,15 @@ def test_a_viewer_moved_to_another_edge_resumes_exactly(scaleout):
     assert before and after
     assert before + after == _numbered(scaleout["viewers"]["relay"])
     assert moved.hellos[-1]["resumed"] is True
+
+
+def test_edges_serve_the_relays_hls_segments_byte_for_byte_despite_redis_outages(scaleout):
+    relay = scaleout["hls_relay"]["fr"]
+    segments = listed(relay)
+    assert len(segments) >= 5  # 60 s of the meeting in 6 s segments
+    assert relay["playlist"].rstrip().endswith(b"#EXT-X-ENDLIST")  # the file ended: so did the presentation
+    assert any(b"-->" in relay[name] for name in segments)  # cues, not only empty segments
+    assert scaleout["hls_edges"] == [relay, relay]
 
 
 def test_redis_down_is_told_to_edge_viewers_and_costs_no_final(scaleout):

@@ -26,17 +26,16 @@ import av
 import m3u8
 import pytest
 import webvtt
-from aiohttp import web
 
-from tests.browser import browser_context, chromium, chromium_path
+from tests.browser import chromium_path
+from tests.support.hls_player import play
+from tests.support.hls_player import stream_time as player_stream_time
 from tests.support.live_hls_video import TICK_HZ, LiveHlsVideoServer
 from tests.support.media import MEETING_FLAC, SPEECH_DIR, cut_audio
 
 pytestmark = pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed")
 
 RELAY = str(Path(sys.executable).with_name("relay"))
-JS_DIR = Path(__file__).resolve().parent / "js"
-HLS_JS = JS_DIR / "node_modules" / "hls.js" / "dist" / "hls.min.js"
 CLIP_S = (36.0, 70.0)  # an English sentence, then five French ones
 WRAP_AT_S = 20.0  # stream second at which the presentation clock passes 2**33 and starts again at 0
 PLAYER_BEHIND_S = 14
@@ -73,40 +72,6 @@ def relay_on(source: str, data: Path) -> Iterator[tuple[str, subprocess.Popen]]:
         proc.wait(30)
 
 
-@contextlib.asynccontextmanager
-async def player_site():
-    """The event's own site on another origin: a page with hls.js, served from npm's copy (no CDN)."""
-    async def hls_js(request: web.Request) -> web.FileResponse:
-        return web.FileResponse(HLS_JS)
-
-    app = web.Application()
-    app.router.add_get("/hls.min.js", hls_js)
-    app.router.add_static("/", JS_DIR / "pages")
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
-
-
-async def play(relay: str, lang: str, until_s: float) -> dict:
-    """Play the relay's master in hls.js until the video ends (or `until_s` of wall time); its record."""
-    async with player_site() as site, chromium() as browser, browser_context(browser) as context:
-        page = await context.new_page()
-        await page.goto(f"{site}/player.html?src={relay}/hls/master.m3u8&lang={lang}&behind={PLAYER_BEHIND_S}")
-        deadline = time.monotonic() + until_s
-        record: dict = {}
-        while time.monotonic() < deadline:
-            await asyncio.sleep(1.0)
-            record = await page.evaluate("window.record")
-            if record["ended"] or record["errors"]:
-                break
-        return record
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Iterator[Run]:
     clip = cut_audio(MEETING_FLAC, *CLIP_S, tmp_path_factory.mktemp("clip"))
@@ -116,19 +81,15 @@ def run(tmp_path_factory) -> Iterator[Run]:
         with relay_on(server.url, tmp_path_factory.mktemp("relay")) as (relay, _proc):
             # A viewer joins a webcast already running: the player then sits PLAYER_BEHIND_S behind live.
             time.sleep(max(0.0, PLAYER_BEHIND_S + 4.0 - server.stream_time_at()))
-            record = asyncio.run(play(relay, "fr", until_s=CLIP_S[1] - CLIP_S[0] + 60))
+            record = asyncio.run(play(f"{relay}/hls/master.m3u8", "fr", PLAYER_BEHIND_S, CLIP_S[1] - CLIP_S[0] + 60))
             yield Run(server, relay, record)
     finally:
         server.close()
 
 
 def stream_time(run: Run, media_s: float) -> float | None:
-    """A media time of the player back on the stream's clock, through the video fragment it falls in
-    (None outside what the player buffered)."""
-    for sn, (start, end) in run.record["fragments"].items():
-        if start - 1e-3 <= media_s < end + 1e-3:
-            return run.server.timeline.segment_span_s(int(sn))[0] + (media_s - start)
-    return None
+    """A media time of the player back on the stream's clock (None outside what it buffered)."""
+    return player_stream_time(run.record, lambda sn: run.server.timeline.segment_span_s(sn)[0], media_s)
 
 
 def played_from(run: Run) -> float:

@@ -93,7 +93,7 @@ def check_public(url: str) -> None:
 
 def decorate_master(text: str, base_url: str, langs: Sequence[str], uri_of) -> str:
     """The master at `base_url` with the subtitle renditions added (a media playlist: wrapped in a master)."""
-    lines = [line.strip() for line in text.splitlines()]
+    lines = [line.strip() for line in text.lstrip("\ufeff").splitlines() if line.strip()]
     if not lines or lines[0] != "#EXTM3U":
         raise MasterError("the source is not an HLS playlist (no #EXTM3U)")
     if not any(line.startswith("#EXT-X-STREAM-INF:") for line in lines):

@@ -20,7 +20,7 @@ from relay.hls.playlist import MasterError
 from relay.hls.window import HlsWindow
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
-_LANG = re.compile(r"^[a-z]{2,3}$|^original$")
+_LANG = re.compile(r"[a-z]{2,3}|original")
 _SEGMENT_CACHE = "public, max-age=31536000, immutable"
 _LIVE_CACHE = "public, max-age=1"
 _ENDED_CACHE = "public, max-age=86400"
@@ -63,7 +63,7 @@ async def _master(request: web.Request) -> web.Response:
 
 async def _playlist(request: web.Request) -> web.Response:
     lang = request.match_info["lang"]
-    if not _LANG.match(lang):
+    if not _LANG.fullmatch(lang):
         raise _missing(f"no subtitle rendition {lang[:20]!r}")
     window = _window(request)
     text = window.playlist(lang, _key_query(request))

@@ -37,6 +37,7 @@ _LOGGER = logging.getLogger(__name__)
 TICK_S = 0.5
 FIXED_SEGMENT_S = 6.0  # without a source playlist: Apple's recommended segment length
 _HTTP_SCHEMES = ("http", "https")
+_AHEAD_SLACK_S = 30.0
 
 Published = Callable[[HlsWindow, list[ClosedSegment], list[int]], None]
 
@@ -198,6 +199,11 @@ class HlsService:
             if start_s is None:
                 break  # no audio heard yet
             self._pending.popleft()
+            if start_s > processed_s + sum(later.duration_s for later in self._pending) + segment.duration_s + _AHEAD_SLACK_S:
+                # Further ahead than the playlist reaches: a run of the source's clock from before
+                # a restart (its ticks read as the future). No audio of it will be heard.
+                _LOGGER.info("HLS segment %d is of an earlier run of the source's clock; left out", segment.sn)
+                continue
             spans.append(SegmentSpan(segment.sn, start_s, segment.duration_s, segment.cc, segment.program_date_time))
             self._placed = (segment.cc, start_s + segment.duration_s)
         self._packager.add_spans(spans)
