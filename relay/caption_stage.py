@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from relay.linebreak import split_captions
 from relay.messages import Caption
+from relay.timings import TIMINGS
 from relay.transcriber import CaptionSink, PipelineObserver
 from relay.translation import CaptionTranslator
 
@@ -77,6 +78,7 @@ class CaptionStage:
             if not caption.is_final or not caption.text:
                 await self._sink(caption)
                 continue
+            TIMINGS.mark(caption.channel, caption.id, "to_captions")
             for piece in split_final(caption):
                 await self._sink(await self._interpret(piece))
 
@@ -86,6 +88,7 @@ class CaptionStage:
         started = time.monotonic()
         result = await self._translator.translate_async(caption.text, caption.lang)
         seconds = time.monotonic() - started
+        TIMINGS.mark(caption.channel, caption.id, "translated")
         _LOGGER.debug("Translated %s in %.1f ms", caption.id, 1000 * seconds)
         if self._observer is not None:
             self._observer.translated(seconds)

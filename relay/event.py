@@ -21,6 +21,7 @@ from typing import Protocol
 from relay.hls.pts import PtsMap
 from relay.messages import Caption, SourceEvent, SourceState, Utterance
 from relay.pipeline import ChannelInput, Continuation, Pipeline, PipelineSettings
+from relay.timings import TIMINGS
 from relay.tracks import (
     FLOOR, ChannelState, Progress, Speech, TrackCaption, TrackComposer, TrackEvent, TrackSettings,
 )
@@ -234,6 +235,8 @@ class Event:
 
     async def _published(self, watch: ChannelWatch, caption: Caption) -> None:
         await self._sink.caption(caption)
+        if caption.is_final and "." not in caption.id:
+            TIMINGS.publish(caption.channel, caption.id, lang=caption.lang, words=len(caption.text.split()))
         events: list[TrackEvent] = [caption] if caption.is_final and caption.text else []
         self.feed(events + watch.published(caption))
         await self._flush()

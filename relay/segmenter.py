@@ -36,8 +36,8 @@ class SegmenterSettings:
     threshold: float = 0.5
     neg_threshold: float = 0.35
     pre_pad_ms: int = 400
-    end_pad_ms: int = 200
-    settle_ms: int = 200
+    end_pad_ms: int = 64
+    settle_ms: int = 64
     min_silence_ms: int = 500
     min_speech_ms: int = 250
     backtrack_threshold: float = 0.15

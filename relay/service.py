@@ -267,7 +267,8 @@ class RelayService:
         Returns the name and the stream time it applies from: finals whose speech began then or later carry it.
         """
         pipeline = self._pipeline
-        now_s = pipeline.stream_s if pipeline is not None else self._continuation.start_s
+        # To the millisecond the answer names: a final whose speech began at that very time is the new speaker's.
+        now_s = round(pipeline.stream_s if pipeline is not None else self._continuation.start_s, 3)
         speaker = self.speakers.next(now_s) if name is None else self.speakers.set(name, now_s)
         _LOGGER.info("Speaker from stream time %.1f s: %s", now_s, speaker or "(none)")
         return {"speaker": speaker, "from_s": round(self.speakers.since, 3)}

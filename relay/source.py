@@ -21,7 +21,7 @@ from relay.streamclock import StreamClock, packet_tick
 
 _LOGGER = logging.getLogger(__name__)
 
-CHUNK_SAMPLES = 1024  # 64 ms: fine-grained enough for a live VAD
+CHUNK_SAMPLES = 512  # 32 ms: one VAD window
 _QUEUE_CHUNKS = 256
 # Reopenings in a row that bring nothing new before the source counts as ended: one could
 # be a fluke (the server went down again while replaying), two is an ended playlist.
@@ -55,8 +55,12 @@ class SourceSettings:
 
     @property
     def paced(self) -> bool:
-        """Audio arrives at the speed it was spoken (a live source, or a file read --realtime)."""
-        return self.is_network or self.realtime
+        """Audio arrives at the speed it was spoken (a live source, stdin, or a file read --realtime).
+
+        stdin is taken as live (a capture card, `ffmpeg -re ... | relay`): finals are then
+        published as they come rather than one at a time behind the reader.
+        """
+        return self.is_network or self.realtime or self.url == "-"
 
     @property
     def should_reconnect(self) -> bool:

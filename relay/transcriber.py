@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from relay.messages import Caption, Utterance
+from relay.timings import TIMINGS
 from relay.tracks.model import FLOOR
 from relay.whisper_engine import Context, Decoded, WhisperEngine
 
@@ -63,6 +64,16 @@ class DecodeScheduler:
         self._jobs: set[asyncio.Task[None]] = set()
         self._failure: BaseException | None = None
         self.partials_dropped = 0  # booth partials thinned out while finals waited
+
+    @property
+    def busy(self) -> int:
+        """Workers decoding now."""
+        return self._busy
+
+    @property
+    def previews(self) -> int:
+        """Of which on partials."""
+        return self._previews
 
     def attach(self, lane: Transcriber) -> None:
         """Serve `lane` from now on (a channel's transcriber, e.g. after a source switch)."""
@@ -155,7 +166,7 @@ class DecodeScheduler:
             return lane, lane.pop_final(), uses_worker
         # A settled snapshot is most likely the final's very audio: decoded like a final.
         settled = [lane for lane in self._lanes if lane.latest is not None and lane.latest[1].settled]
-        ready = [lane for lane in settled if not lane.final_in_flight and not lane.settled_in_flight]
+        ready = [lane for lane in settled if not lane.final_in_flight and lane.may_start_settled()]
         if ready and free:
             return self._take_latest(ready)
         if finals_wait or ready or not free or self._previews >= max(1, self.workers - 1):
@@ -237,7 +248,7 @@ class Transcriber:
         self._settling: tuple[tuple[str, int], asyncio.Future[Decoded]] | None = None
         self.final_in_flight = False
         self._final_id_in_flight: str | None = None
-        self.settled_in_flight = False
+        self._settled_flying = 0  # settled decodes running: a newer one may start beside an outdated one
         self.partial_in_flight = False
         self._finished: deque[str] = deque(maxlen=_FINISHED_IDS_KEPT)
         self._partial_sent: set[str] = set()
@@ -257,11 +268,16 @@ class Transcriber:
     async def offer(self, utterance: Utterance) -> None:
         """Queue a snapshot; waits only if finals have piled up (backpressure)."""
         if utterance.final:
+            TIMINGS.mark(self.channel, utterance.id, "final_offered", speech_end_s=utterance.speech_end_s,
+                         audio_s=round(utterance.end_s - utterance.start_s, 3),
+                         workers_busy=self._scheduler.busy, partials_running=self._scheduler.previews)
             await self._room.wait()
             self.finals.append((self._scheduler.ticket(), utterance))
             if len(self.finals) >= self._max_pending:
                 self._room.clear()
         else:
+            if utterance.settled:
+                TIMINGS.mark(self.channel, utterance.id, "settled_offered", latest=True)
             self.latest = (self._scheduler.ticket(), utterance)
         self._scheduler.wake()
 
@@ -296,6 +312,18 @@ class Transcriber:
         return utt
 
     @property
+    def settled_in_flight(self) -> bool:
+        return self._settled_flying > 0
+
+    def may_start_settled(self) -> bool:
+        """No settled decode runs, or only one of audio the speaker has since spoken past: the newer
+        snapshot starts on a free worker rather than waiting for a result nobody will use."""
+        if self._settled_flying == 0:
+            return True
+        settling, latest = self._settling, self.latest
+        return self._settled_flying == 1 and settling is not None and latest is not None and settling[0] != latest[1].key
+
+    @property
     def in_flight(self) -> bool:
         return self.final_in_flight or self.settled_in_flight or self.partial_in_flight
 
@@ -304,7 +332,7 @@ class Transcriber:
             self.final_in_flight = flying
             self._final_id_in_flight = utt.id if flying else None
         elif utt.settled:
-            self.settled_in_flight = flying
+            self._settled_flying += 1 if flying else -1
         else:
             self.partial_in_flight = flying
 
@@ -324,6 +352,7 @@ class Transcriber:
             _LOGGER.debug("Final %s reuses its settled decode", utt.id)
         else:
             decoded = await self._decode(utt, final=True, slot=slot)
+        TIMINGS.mark(self.channel, utt.id, "decoded")
         self._settled = None
         self._finished.append(utt.id)
         had_partial = utt.id in self._partial_sent
@@ -382,11 +411,15 @@ class Transcriber:
                 await self._sink(self._caption("partial", utt, decoded))
 
     async def _decode(self, utt: Utterance, *, final: bool, slot: _Slot | None = None) -> Decoded:
+        kind = "final" if utt.final else "settled" if utt.settled else "partial"
+        TIMINGS.mark(self.channel, utt.id, f"{kind}_decode_start", latest=kind == "settled")
         try:
             decoded = await self._engine.decode(utt.samples, final=final, context=self._context)
         finally:
             if slot is not None:
                 slot.release()  # the worker is free while the caption is published
+        TIMINGS.mark(self.channel, utt.id, f"{kind}_decode_end", latest=kind == "settled",
+                     **{f"{kind}_decode_s": round(decoded.seconds, 3)})
         if self._observer is not None:
             self._observer.decoded(decoded, final)
         _LOGGER.debug(

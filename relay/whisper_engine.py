@@ -57,6 +57,7 @@ class DecodeSettings:
     fallback_temperature: float = 0.4
     tokens_per_second: float = 10.0  # cap on output length: a looping decoder stops here
     min_window_s: float = 15.0  # encoder input: the utterance padded to at least this...
+    partial_min_window_s: float = 8.0  # ...for a partial (provisional, replaced by its final): cheaper
     window_headroom_s: float = 2.0  # ...and to this much past its end (up to Whisper's 30 s)
     # Per language, words the decoder should expect (the glossary's terms): faster-whisper's
     # `hotwords`, put in the prompt ahead of the previous caption.
@@ -128,7 +129,7 @@ class WhisperEngine:
         if not samples.size or float(np.sqrt(np.mean(samples**2))) < _SILENT_RMS:
             return Decoded("", context.lang if context and context.lang else "en", 0.0, 1.0, 0.0, 0.0)
         model = self._model
-        features = self._window(model.feature_extractor(samples))
+        features = self._window(model.feature_extractor(samples), final)
         encoded = model.encode(features)
         lang, lang_prob = self._language(encoded, context)
         tokenizer = self._tokenizer(lang)
@@ -146,7 +147,7 @@ class WhisperEngine:
             text = ""
         return Decoded(text, lang, lang_prob, no_speech, logprob, time.monotonic() - started)
 
-    def _window(self, features: np.ndarray) -> np.ndarray:
+    def _window(self, features: np.ndarray, final: bool = True) -> np.ndarray:
         """Pad the features to a shorter window than Whisper's 30 s when the utterance allows.
 
         CTranslate2 encodes any length; the encoder costs about linearly in the window, and
@@ -154,7 +155,8 @@ class WhisperEngine:
         docs/benchmarks.md), so 15 s halves the cost of every decode.
         """
         frames_per_s = SAMPLE_RATE_HZ // self._model.feature_extractor.hop_length
-        wanted = max(self.settings.min_window_s, features.shape[-1] / frames_per_s + self.settings.window_headroom_s)
+        floor_s = self.settings.min_window_s if final else self.settings.partial_min_window_s
+        wanted = max(floor_s, features.shape[-1] / frames_per_s + self.settings.window_headroom_s)
         frames = min(int(wanted * frames_per_s), self._model.feature_extractor.nb_max_frames)
         return pad_or_trim(features, frames + frames % 2)
 

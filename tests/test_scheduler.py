@@ -226,6 +226,45 @@ async def test_a_final_waits_for_its_settled_decode_without_holding_a_worker():
     assert [(c.id, c.kind) for c in event.captions if c.channel == "floor"][-1] == ("f1", "final")
 
 
+def settled_snapshot(uid: str, n: int, *, final: bool = False) -> Utterance:
+    return Utterance(uid, np.zeros(n, dtype=np.float32), 0.0, 0.1, n / 16000, final, True)
+
+
+async def test_a_newer_settled_snapshot_starts_beside_an_outdated_one_and_its_final_reuses_it():
+    engine = GatedEngine()
+    event = Event(engine)  # type: ignore[arg-type]
+    floor = event.lanes["floor"]
+    await floor.offer(settled_snapshot("f1", 100))  # a pause...
+    await settle()
+    await floor.offer(settled_snapshot("f1", 300))  # ...the speaker went on, and paused again
+    await settle()
+    assert engine.started == [100, 300]  # no waiting for a result nobody will use
+    await floor.offer(settled_snapshot("f1", 300, final=True))
+    engine.release(300)
+    await settle()
+    assert [(c.id, c.kind, c.text) for c in event.captions][-1] == ("f1", "final", "n300")
+    engine.release(100)
+    await event.finish()
+    assert engine.started == [100, 300]  # the final decoded nothing again
+    assert [c.kind for c in event.captions].count("final") == 1
+
+
+async def test_a_third_settled_snapshot_waits_while_two_are_decoded():
+    engine = GatedEngine()
+    event = Event(engine)  # type: ignore[arg-type]
+    floor = event.lanes["floor"]
+    for n in (100, 200, 300):
+        await floor.offer(settled_snapshot("f1", n))
+        await settle()
+    assert engine.started == [100, 200]
+    engine.release(100)
+    await settle()
+    assert engine.started == [100, 200, 300]
+    engine.release(200)
+    engine.release(300)
+    await event.finish()
+
+
 async def test_a_failing_decode_ends_the_scheduler_with_its_error():
     class Broken(GatedEngine):
         async def decode(self, samples, *, final, context=None) -> Decoded:
