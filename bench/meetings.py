@@ -38,6 +38,7 @@ RATE = 16_000
 OUT_DIR = Path(__file__).resolve().parent.parent / "bench" / "tmp" / "meetings"
 WORDS_FILE = Path(__file__).resolve().parent / "data" / "clip_words.json"
 NAMES = ("meeting", "shuffle-a", "shuffle-b", "long-talk", "interpreted-floor", "held-out")
+LONG_RUN = "meeting-30min"  # the visible meeting ten times over (29.4 min): for drift, run on its own
 TUNED_ON = "meeting"
 _ROOM_RMS = 0.0006  # about -64 dBFS: a quiet room, not digital silence
 _LONG = ("en-jfk", "en-librivox-0870", "en-librivox-0880", "en-librivox-0890", "en-ast-conf-usermenu",
@@ -65,6 +66,8 @@ def build(name: str) -> tuple[np.ndarray, dict[str, Any]]:
         return load(SPEECH_DIR / "meeting.flac"), {"events": meeting["events"], "clips": placed}
     if name == "interpreted-floor":
         return _interpreted_floor(180.0)
+    if name == LONG_RUN:
+        return _looped(build("meeting"), 10)
     rng = random.Random(name)
     table = clips()
     if name == "long-talk":
@@ -120,6 +123,15 @@ def _assemble(blocks: list[list[str]], table: dict[str, dict[str, Any]], rng: ra
             pause(rng.uniform(*(gap_s if number < len(block) - 1 else between_s)))
     pause(2.0)
     return np.concatenate(pieces), {"events": events, "clips": placed}
+
+
+def _looped(one: tuple[np.ndarray, dict[str, Any]], times: int) -> tuple[np.ndarray, dict[str, Any]]:
+    audio, meta = one
+    length = len(audio) / RATE
+    events = [{**e, "start": e["start"] + k * length, "end": e["end"] + k * length}
+              for k in range(times) for e in meta["events"]]
+    placed = [{**c, "start": c["start"] + k * length} for k in range(times) for c in meta["clips"]]
+    return np.tile(audio, times), {"events": events, "clips": placed}
 
 
 def _interpreted_floor(seconds: float) -> tuple[np.ndarray, dict[str, Any]]:
