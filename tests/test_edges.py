@@ -121,7 +121,9 @@ def scaleout(tmp_path_factory):
             _sleep_until(ready_at + back_at)
             redis.start(wipe=wiped)
         relay.wait_for(lambda s: s["source"]["state"] == "ended", SECONDS + 120, "ended")
-        time.sleep(2)
+        # The last segments are listed live for a target duration (6 s), then the presentation ends.
+        _wait(lambda: fetch_rendition(url, "fr").get("playlist", b"").rstrip().endswith(b"#EXT-X-ENDLIST"), 30,
+              "the relay's French rendition ended")
         record["hls_relay"] = {lang: fetch_rendition(url, lang) for lang in ("fr", "original")}
         for edge in edges:
             for lang, files in record["hls_relay"].items():

@@ -35,7 +35,9 @@ async def test_segments_of_an_earlier_run_of_the_clock_are_left_out_and_captions
 
 async def test_without_a_playlist_segments_are_fixed_slices_and_the_end_closes_them_all() -> None:
     pts = PtsMap()
-    service = HlsService(("en",), pts, HlsSettings("rtmp://ingest.example/live/KEY", fixed_segment_s=6.0))
+    now = [100.0]
+    service = HlsService(("en",), pts, HlsSettings("rtmp://ingest.example/live/KEY", fixed_segment_s=6.0),
+                         clock=lambda: now[0])
     await service.start_presentation("rtmp://ingest.example/live/KEY")
     service.track(1, TrackCaption("en", "floor", "floor", "en:u1", "Good morning.", 7.0, 8.5, ("u1",), "en"))
     service.advance(13.0, 14.0)
@@ -44,6 +46,24 @@ async def test_without_a_playlist_segments_are_fixed_slices_and_the_end_closes_t
     assert b"Good morning." in (window.body("en", window.presentation, 1) or b"")
     service.source_ended()
     service.advance(14.0, 14.0)
-    assert [s.sn for s in window.segments] == [0, 1, 2] and window.ended
+    # The last segment is listed live first: players reloading the playlist load it before the end.
+    assert [s.sn for s in window.segments] == [0, 1, 2] and not window.ended
+    assert "#EXT-X-ENDLIST" not in window.playlist("en")
+    now[0] += 5.9
+    service.advance(14.0, 14.0)
+    assert not window.ended
+    now[0] += 0.1  # a target duration (6 s) after it was listed
+    service.advance(14.0, 14.0)
+    assert window.ended and [s.sn for s in window.segments] == [0, 1, 2]
     assert window.playlist("en").rstrip().endswith("#EXT-X-ENDLIST")
     assert window.master is None and "--hls-master" in window.master_error
+
+
+async def test_a_stopping_relay_ends_the_presentation_at_once() -> None:
+    service = HlsService(("en",), PtsMap(), HlsSettings("pipe:0", fixed_segment_s=6.0))
+    await service.start_presentation("pipe:0")
+    service.track(1, TrackCaption("en", "floor", "floor", "en:u1", "Thank you.", 1.0, 2.0, ("u1",), "en"))
+    service.finish(3.0)
+    window = service.window
+    assert window is not None and window.ended and [s.sn for s in window.segments] == [0]
+    assert b"Thank you." in (window.body("en", window.presentation, 0) or b"")

@@ -5,8 +5,9 @@ followed segment by segment, or, for a source without a playlist, fixed slices o
 Every half second the packager closes what is due (every floor final of speech begun
 before a segment's end is out); each closed segment goes into the served
 window, into the transcript database, and to the listeners (Redis, for the edges). The floor's
-source ending, or the relay stopping, closes what was heard and ends the presentation
-(`#EXT-X-ENDLIST`); a source switch starts a new one.
+source ending closes what was heard and, once those last segments have been listed live for a
+target duration, ends the presentation (`#EXT-X-ENDLIST`); the relay stopping ends it at once; a
+source switch starts a new one.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import contextlib
 import hashlib
 import logging
 import secrets
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,8 +58,9 @@ class HlsService:
     """Runs one presentation at a time for the floor; `window` is what the routes serve."""
 
     def __init__(self, langs: tuple[str, ...], pts: PtsMap, settings: HlsSettings,
-                 saved: SavedSegments | None = None) -> None:
+                 saved: SavedSegments | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.langs = langs
+        self._clock = clock
         self._pts = pts
         self._settings = settings
         self._saved = saved
@@ -68,6 +71,7 @@ class HlsService:
         self._pending: deque[SourceSegment] = deque()  # followed, not yet placed on stream time
         self._placed: tuple[int, float] | None = None  # the last placed segment's (cc, end in stream time)
         self._floor_ended = False
+        self._end_at: float | None = None  # monotonic time the ended presentation gets #EXT-X-ENDLIST
         self._source_key = ""
         self._follower_task: asyncio.Task[None] | None = None
         self._starting: asyncio.Task[None] | None = None  # a presentation being started after a switch
@@ -111,6 +115,7 @@ class HlsService:
         self._pending.clear()
         self._placed = None
         self._floor_ended = False
+        self._end_at = None
         if follower is None:
             self._fixed = FixedSegmentation(self._settings.fixed_segment_s)
             self._fixed.resume_after(window.last_sn)
@@ -132,9 +137,10 @@ class HlsService:
         self._floor_ended = True
 
     def finish(self, processed_s: float) -> None:
-        """The relay stops (or leaves this source): close what was heard and end the presentation."""
+        """The relay stops (or leaves this source): close what was heard and end the presentation now."""
         self._floor_ended = True
         self.advance(processed_s, processed_s)
+        self._end()
 
     def advance(self, through_s: float, processed_s: float) -> None:
         """Place followed segments on stream time, close those due."""
@@ -144,20 +150,36 @@ class HlsService:
             self._packager.add_spans(self._fixed.spans_through(processed_s))
         else:
             self._place_pending(processed_s)
-        self._close(through_s, processed_s, finishing=self._floor_ended)
+        closed = self._close(through_s, processed_s, finishing=self._floor_ended)
         if self._floor_ended:
+            self._end_when_listed(closed)
+
+    def _end_when_listed(self, closed: bool) -> None:
+        """End the presentation once its last segments have been listed live for a target duration.
+
+        Players reloading a live playlist that gains its last segments and `#EXT-X-ENDLIST` in the
+        same revision may never load those segments (hls.js 1.7 does not): the last words of a
+        source would be lost to them. So the segments closed at the end are listed live first.
+        """
+        now = self._clock()
+        if closed or self._end_at is None:
+            assert self.window is not None
+            self._end_at = now + (self.window.target_duration_s if closed else 0.0)
+        if now >= self._end_at:
             self._end()
 
-    def _close(self, through_s: float, processed_s: float, *, finishing: bool) -> None:
+    def _close(self, through_s: float, processed_s: float, *, finishing: bool) -> bool:
+        """Publish the segments due; whether there were any."""
         assert self._packager is not None and self.window is not None
         closed = self._packager.close_due(through_s, processed_s, finishing=finishing)
         if not closed:
-            return
+            return False
         dropped: list[int] = []
         for segment in closed:
             dropped += self.window.add(segment)
             self._save(segment)
         self._tell(closed, dropped)
+        return True
 
     def _end(self) -> None:
         window = self.window
