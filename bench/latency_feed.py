@@ -23,8 +23,9 @@ import threading
 import time
 from pathlib import Path
 
-import av
 import numpy as np
+
+from bench.meetings import write_flac
 
 RATE = 16_000
 CHUNK_S = 0.02
@@ -145,20 +146,6 @@ class HlsFeed:
     def close(self) -> None:
         self.server.close()
         self._dir.cleanup()
-
-
-def write_flac(samples: np.ndarray, path: Path) -> None:
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("flac", rate=RATE, layout="mono")
-        data = np.clip(samples * 32767, -32768, 32767).astype(np.int16)
-        for start in range(0, len(data), RATE):
-            frame = av.AudioFrame.from_ndarray(data[start : start + RATE].reshape(1, -1), format="s16", layout="mono")
-            frame.sample_rate = RATE
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-
 
 
 class BoothsFeed:

@@ -151,16 +151,7 @@ def write(name: str, directory: Path = OUT_DIR) -> tuple[Path, dict[str, Any]]:
         return flac, json.loads(described.read_text(encoding="utf-8"))
     audio, meta = build(name)
     meta = {"name": name, "seconds": round(len(audio) / RATE, 3), "sample_rate_hz": RATE, **meta}
-    with av.open(str(flac), "w") as out:
-        stream = out.add_stream("flac", rate=RATE, layout="mono")
-        pcm = np.clip(audio * 32767, -32768, 32767).astype(np.int16)
-        for start in range(0, len(pcm), RATE):
-            frame = av.AudioFrame.from_ndarray(pcm[start : start + RATE].reshape(1, -1), format="s16", layout="mono")
-            frame.sample_rate = RATE
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+    write_flac(audio, flac)
     described.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
     return flac, meta
 
@@ -194,3 +185,17 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def write_flac(samples: np.ndarray, path: Path) -> None:
+    """16 kHz mono float samples as a FLAC file."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("flac", rate=RATE, layout="mono")
+        data = np.clip(samples * 32767, -32768, 32767).astype(np.int16)
+        for start in range(0, len(data), RATE):
+            frame = av.AudioFrame.from_ndarray(data[start : start + RATE].reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate = RATE
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
