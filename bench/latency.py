@@ -3,7 +3,8 @@
     python -m bench.latency [--meetings meeting shuffle-a ...] [--feeds stdin hls] [--out FILE]
 
 For each meeting (bench.meetings) and feed (bench.latency_feed: stdin written at real time, or a
-live HLS server on 127.0.0.1), `relay serve` runs with `RELAY_TIMINGS` (its stage stamps) and one
+live HLS server on 127.0.0.1; for the interpreted event, its floor and three booths as a live HLS
+master or as live Matroska on stdin), `relay serve` runs with `RELAY_TIMINGS` (its stage stamps) and one
 measuring viewer (bench.probe: kernel receive times). Scored by bench.latency_scoring: final
 delay from the end of speech (the bench's clock) to the socket, and its parts; word delays; WER
 per language against offline faster-whisper on each sentence alone (beam 5, the same model);
@@ -50,11 +51,13 @@ def run_relay(meeting_path: Path, feed_kind: str, extra: list[str]) -> dict[str,
             proc = subprocess.Popen([str(RELAY), "serve", feed.url, "--booths", "auto", "--port", "0", "--data",
                                      f"{tmp}/data", *extra], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
             url = _url(proc)
-        elif feed_kind == "stdin":
-            proc = subprocess.Popen([str(RELAY), "serve", "-", "--port", "0", "--data", f"{tmp}/data", *extra],
+        elif feed_kind in ("stdin", "booths-stdin"):
+            booths = _booth_tracks(len(audio)) if feed_kind == "booths-stdin" else None
+            proc = subprocess.Popen([str(RELAY), "serve", "-", "--port", "0", "--data", f"{tmp}/data",
+                                     *(["--booths", "auto"] if booths else []), *extra],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
             ready = threading.Event()
-            feed = StdinFeed(proc, audio, ready).start()
+            feed = StdinFeed(proc, audio, ready, booths=booths).start()
             url = _url(proc)
             ready.set()
         else:
@@ -80,6 +83,14 @@ def run_relay(meeting_path: Path, feed_kind: str, extra: list[str]) -> dict[str,
         lines = [json.loads(line) for line in timings.read_text().splitlines()] if timings.exists() else []
     return {"captions": viewer_captions(result.arrivals), "timings": {t["id"]: t for t in lines},
             "feed": feed, "probe": {"reads": result.reads, "without_kernel_timestamp": result.reads_without_timestamp}}
+
+
+def _booth_tracks(samples: int) -> dict[str, tuple[str, Any]]:
+    """The interpreted event's three booths, cut to the floor meeting's length, with their Matroska language tags."""
+    from bench.meetings import SPEECH_DIR
+
+    return {f"booth-{lang}": (tag, load(SPEECH_DIR / "interpretation" / f"booth-{lang}.flac")[:samples])
+            for lang, tag in (("en", "eng"), ("fr", "fra"), ("es", "spa"))}
 
 
 def _url(proc: subprocess.Popen) -> str:
@@ -144,13 +155,14 @@ def score(name: str, meeting: dict[str, Any], run: dict[str, Any], audio) -> dic
     if meeting["seconds"] > 1200:
         result["drift"] = drift(rows)
     if isinstance(feed, StdinFeed):
-        result["feed_fell_behind_schedule_s"] = round(feed.behind_s, 3)
-    if isinstance(feed, BoothsFeed):
+        result["feed_fell_behind_schedule_s"] = round(feed.behind_s, 3)  # while the meeting was fed
+        result["feed_fell_behind_in_lead_s"] = round(feed.behind_in_lead_s, 3)  # room tone, the relay starting
+    if isinstance(feed, BoothsFeed) or (isinstance(feed, StdinFeed) and len(feed.audio) > 1):
         result["booths"] = booth_delays(run, feed)
     return result
 
 
-def booth_delays(run: dict[str, Any], feed: BoothsFeed) -> dict[str, Any]:
+def booth_delays(run: dict[str, Any], feed: BoothsFeed | StdinFeed) -> dict[str, Any]:
     """Each booth's final delay, from the end of the interpreter's speech (event.json's booth sentences)."""
     from bench.meetings import SPEECH_DIR
 
@@ -170,8 +182,9 @@ def booth_delays(run: dict[str, Any], feed: BoothsFeed) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--meetings", nargs="+", default=list(NAMES), choices=[*NAMES, LONG_RUN])
-    parser.add_argument("--feeds", nargs="+", default=["stdin", "hls"], choices=["stdin", "hls", "booths"],
-                        help="booths: the interpreted event with its three booths live (interpreted-floor only)")
+    parser.add_argument("--feeds", nargs="+", default=["stdin", "hls"], choices=["stdin", "hls", "booths", "booths-stdin"],
+                        help="booths: the interpreted event with its three booths as a live HLS master; booths-stdin: "
+                             "the same four tracks as live Matroska on stdin (interpreted-floor only, both)")
     parser.add_argument("--relay-args", default="", help="extra arguments for relay serve (quoted)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -181,15 +194,15 @@ def main() -> None:
         path, meeting = write(name)
         audio = load(path)
         for feed in args.feeds:
-            if feed == "booths" and name != "interpreted-floor":
+            if feed.startswith("booths") and name != "interpreted-floor":
                 continue
             run = run_relay(path, feed, args.relay_args.split())
             runs[f"{name}/{feed}"] = {"meeting_s": meeting["seconds"], "tuned_on": name == TUNED_ON,
                                       **score(name, meeting, run, audio)}
             print(name, feed, json.dumps(runs[f"{name}/{feed}"]["final_delay_s"]), flush=True)
     write_result({"benchmark": "latency", **conditions, "model": "base", "relay_args": args.relay_args,
-                  "how": "live feed from the bench's clock (stdin in 20 ms chunks, or a live HLS server with 2 s "
-                         "segments on 127.0.0.1); arrivals: kernel receive time at one viewer's socket",
+                  "how": "live feed from the bench's clock (stdin in 20 ms chunks, WAV or with booths "
+                         "Matroska, or a live HLS server with 2 s segments on 127.0.0.1); arrivals: kernel receive time at one viewer's socket",
                   "runs": runs}, args.out)
 
 

@@ -121,7 +121,7 @@ def word_times(meeting: dict[str, Any], clip_words: dict[str, list[list[Any]]], 
                ) -> list[dict[str, Any]]:
     """Reference words with the meeting second each ends: the clip's text aligned to its offline word times."""
     out = []
-    for placed in meeting.get("clips", []):
+    for n, placed in enumerate(meeting.get("clips", [])):
         cid, offset = placed["clip"], placed["start"]
         if cid not in clip_words or cid not in clips:
             continue
@@ -138,7 +138,7 @@ def word_times(meeting: dict[str, Any], clip_words: dict[str, list[list[Any]]], 
         for i in range(len(ref)):  # a word the alignment missed: between its neighbours
             if times[i] is None:
                 times[i] = float(np.interp(i, [k for k, _ in known], [t for _, t in known]))
-        out += [{"word": w, "index": i, "clip": cid, "lang": clips[cid]["lang"], "end": offset + times[i]}
+        out += [{"word": w, "index": i, "clip": cid, "placed": n, "lang": clips[cid]["lang"], "end": offset + times[i]}
                 for i, w in enumerate(ref)]
     return out
 
@@ -146,28 +146,31 @@ def word_times(meeting: dict[str, Any], clip_words: dict[str, list[list[Any]]], 
 def word_delays(words: list[dict[str, Any]], captions: list[dict[str, Any]], meeting_s: Callable[[float], float],
                 spoken_at: Callable[[float], float], placed: list[dict[str, Any]], clips: dict[str, dict[str, Any]]
                 ) -> dict[str, Any]:
-    """Per language: from each word's end to the first caption on the socket that shows it right."""
-    by_clip: dict[str, list[dict[str, Any]]] = {}
+    """Per language: from each word's end to the first caption on the socket that shows it right.
+
+    Words are told apart by their placement (`placed`: the clip's number in the meeting), so a clip
+    heard twice (the looped long run) is timed each time from its own words."""
+    by_placement: dict[int, list[dict[str, Any]]] = {}
     for w in words:
-        by_clip.setdefault(w["clip"], []).append(w)
-    spans = {p["clip"]: (p["start"], p["start"] + clips[p["clip"]]["seconds"]) for p in placed if p["clip"] in clips}
-    first_shown: dict[tuple[str, int], float] = {}
+        by_placement.setdefault(w["placed"], []).append(w)
+    spans = {n: (p["start"], p["start"] + clips[p["clip"]]["seconds"]) for n, p in enumerate(placed) if p["clip"] in clips}
+    first_shown: dict[tuple[int, int], float] = {}
     floor = sorted((c for c in captions if c["type"] in ("partial", "final") and c.get("channel", "floor") == "floor"
                     and c["text"]), key=lambda c: c["arrival"])
     for c in floor:
         start, end = meeting_s(c["start"]) - 0.5, meeting_s(c["end"]) + 0.5
         hyp = normalise(c["text"]).split()
-        for cid, (a, b) in spans.items():
+        for n, (a, b) in spans.items():
             if min(end, b) - max(start, a) <= 0:
                 continue
-            ref = [w["word"] for w in by_clip.get(cid, [])]
+            ref = [w["word"] for w in by_placement.get(n, [])]
             for block in difflib.SequenceMatcher(a=ref, b=hyp, autojunk=False).get_matching_blocks():
                 for k in range(block.size):
-                    first_shown.setdefault((cid, block.a + k), c["arrival"])
+                    first_shown.setdefault((n, block.a + k), c["arrival"])
     per_lang: dict[str, list[float]] = {}
     missing: dict[str, int] = {}
     for w in words:
-        shown = first_shown.get((w["clip"], w["index"]))
+        shown = first_shown.get((w["placed"], w["index"]))
         if shown is None:
             missing[w["lang"]] = missing.get(w["lang"], 0) + 1
             continue

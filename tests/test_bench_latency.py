@@ -6,12 +6,16 @@ import io
 import json
 import wave
 
+import av
 import numpy as np
 
-from bench.latency_feed import pcm, wav_header
+from bench.latency_feed import _MatroskaPipe, pcm, wav_header
 from bench.latency_scoring import PARTS, final_delays, parts, utterances, word_delays, word_times
 from bench.meetings import WORDS_FILE, build, clips
 from bench.scoring import Event
+from relay.channels import map_tracks
+from relay.probe import probe
+from relay.source import SourceSettings
 
 
 def _final(seq: int, cid: str, text: str, start: float, end: float, arrival: float) -> dict:
@@ -23,6 +27,28 @@ def test_a_streaming_wav_header_reads_as_16k_mono_pcm() -> None:
     data = wav_header() + pcm(np.zeros(1600, dtype=np.float32))
     with wave.open(io.BytesIO(data)) as reader:
         assert (reader.getframerate(), reader.getnchannels(), reader.getsampwidth()) == (16000, 1, 2)
+
+
+def test_the_booths_feed_is_matroska_that_booths_auto_maps_to_the_floor_and_three_booths(tmp_path) -> None:
+    path = tmp_path / "feed.mka"
+    tone = np.linspace(-0.5, 0.5, 320, dtype=np.float32)
+    with path.open("wb") as out:
+        pipe = _MatroskaPipe(out, ["mul", "eng", "fra", "spa"])
+        for _ in range(50):  # 1 s in 20 ms chunks, each track its own level
+            pipe.write([tone * (k + 1) / 4 for k in range(4)])
+        pipe.close()
+    tracks, mapping, problem = probe(SourceSettings(str(path)))
+    assert problem == "" and mapping is not None
+    assert [(c.name, c.lang) for c in mapping.channels] == [
+        ("floor", None), ("booth-en", "en"), ("booth-fr", "fr"), ("booth-es", "es")]
+    assert [(t.sample_rate_hz, t.channels) for t in tracks] == [(16000, 1)] * 4 and map_tracks(SourceSettings(str(path)), tracks) == mapping
+
+    with av.open(str(path)) as container:  # every sample of every track, in order
+        got = {s.index: [] for s in container.streams.audio}
+        for packet in container.demux(*container.streams.audio):
+            got[packet.stream.index] += [frame.to_ndarray().reshape(-1) for frame in packet.decode()]
+    for k, frames in got.items():
+        assert np.array_equal(np.concatenate(frames), np.tile(np.frombuffer(pcm(tone * (k + 1) / 4), "<i2"), 50))
 
 
 def test_a_split_final_is_timed_from_its_last_piece_and_the_speech_it_covers() -> None:
@@ -61,6 +87,17 @@ def test_a_word_counts_from_the_first_caption_that_shows_it_right() -> None:
     delays = word_delays(words, captions, lambda s: s, lambda m: m, meeting["clips"], table)
     assert delays["en"]["n"] == 3 and delays["en"]["never_shown_right"] == 0
     assert delays["en"]["max"] == 1.2  # "two": misheard in the partial, right in the final (12.0 - 10.8)
+
+
+def test_a_clip_heard_twice_is_timed_each_time_from_its_own_words() -> None:
+    table = {"c1": {"text": "one two", "lang": "en", "seconds": 1.0}}
+    meeting = {"clips": [{"clip": "c1", "start": 10.0}, {"clip": "c1", "start": 100.0}]}  # a looped meeting
+    words = word_times(meeting, {"c1": [["one", 0.0, 0.4], ["two", 0.4, 0.8]]}, table)
+    assert [(w["placed"], round(w["end"], 3)) for w in words] == [(0, 10.4), (0, 10.8), (1, 100.4), (1, 100.8)]
+    captions = [{"type": "final", "channel": "floor", "text": "One two.", "start": s, "end": s + 1.0, "arrival": s + 1.5}
+                for s in (10.0, 100.0)]
+    delays = word_delays(words, captions, lambda s: s, lambda m: m, meeting["clips"], table)
+    assert delays["en"]["n"] == 4 and delays["en"]["max"] == 1.1  # 11.5 - 10.4, 101.5 - 100.4: never 90 s apart
 
 
 def test_built_meetings_are_deterministic_and_their_clips_have_word_times() -> None:
