@@ -14,11 +14,8 @@ Plain synchronous code. Every 32 ms window moves a small state machine:
   early, is reused as the final (speculative commit).
 - After `min_silence_ms` of silence, the utterance is final. An utterance longer than
   `max_utterance_s` is cut at its quietest recent window, so the buffer never grows unbounded.
-- Near the cap, pauses count: in an utterance already `max_utterance_s - cut_search_s` long, a
-  pause of `settle_ms` ends it there and then (a final, not a settled snapshot), so its final is
-  decoded at once instead of waiting up to `cut_search_s` for the cap to cut at that very pause;
-  and no partial is offered within `partial_interval_ms` of the cap (the cap's final is due first,
-  and a partial would take a core from it).
+  No partial is offered within `partial_interval_ms` of that cap: the cap's final is due first,
+  and a partial decoded beside it would take a core from it.
 """
 
 from __future__ import annotations
@@ -88,9 +85,7 @@ class Segmenter:
     @property
     def open_speech_s(self) -> float | None:
         """Stream time the utterance being spoken began (its speech_start_s), or None."""
-        if self._utt is None or not self._utt.speech_samples:  # none, or only the pause after a long one
-            return None
-        return self._utt.onset / SAMPLE_RATE_HZ
+        return self._utt.onset / SAMPLE_RATE_HZ if self._utt is not None else None
 
     def push(self, samples: np.ndarray, probs: np.ndarray) -> list[Utterance]:
         """Append audio and the probabilities of the windows it completed; return snapshots."""
@@ -132,10 +127,8 @@ class Segmenter:
             self._finish(utt.last_speech_end + s.end_pad_ms * _MS, out)
         elif silence >= s.settle_ms * _MS and not utt.settled_offered:
             utt.settled_offered = True
-            end = utt.last_speech_end + s.end_pad_ms * _MS
-            if end - utt.start >= (s.max_utterance_s - s.cut_search_s) * SAMPLE_RATE_HZ:
-                self._end_at_pause(end, window_end, out)
-            elif utt.speech_samples >= s.min_speech_ms * _MS:
+            if utt.speech_samples >= s.min_speech_ms * _MS:
+                end = utt.last_speech_end + s.end_pad_ms * _MS
                 out.append(self._snapshot(utt, end, final=False, settled=True))
         elif window_end - utt.start >= s.max_utterance_s * SAMPLE_RATE_HZ:
             self._cut(window_end, out)
@@ -178,17 +171,6 @@ class Segmenter:
         self._count += 1
         self._utt = _OpenUtterance(f"{self._id_prefix}{self._count}", cut, cut, window_end)
         self._utt.speech_samples = window_end - cut
-
-    def _end_at_pause(self, end: int, window_end: int, out: list[Utterance]) -> None:
-        """A long utterance ends at this pause; what follows is a new one (dropped if no speech comes)."""
-        utt = self._utt
-        assert utt is not None
-        out.append(self._snapshot(utt, end, final=True, settled=True))
-        self._count += 1
-        self._utt = _OpenUtterance(f"{self._id_prefix}{self._count}", end, end, window_end)
-        self._utt.speech_samples = 0
-        self._utt.last_speech_end = end
-        self._utt.settled_offered = True  # this pause has been dealt with
 
     def _snapshot(self, utt: _OpenUtterance, end: int, *, final: bool, settled: bool) -> Utterance:
         end = min(end, self._audio_start + len(self._audio))

@@ -103,34 +103,6 @@ def scripted(pattern: list[tuple[float, float]], settings: SegmenterSettings | N
     return (out + seg.flush() if flush else out), seg
 
 
-def test_a_long_utterance_ends_at_its_first_short_pause_near_the_cap():
-    s = SegmenterSettings()
-    near = s.max_utterance_s - s.cut_search_s
-    snapshots, _ = scripted([(1.0, 0.0), (near + 0.5, 0.9), (0.2, 0.0), (2.0, 0.9), (1.0, 0.0)])
-    finals = [u for u in snapshots if u.final]
-    pause = 1.0 + near + 0.5
-    assert len(finals) == 2
-    assert abs(finals[0].speech_end_s - pause) < 0.04 and abs(finals[0].end_s - (pause + 0.064)) < 0.04
-    first = next(i for i, u in enumerate(snapshots) if u is finals[0])  # offered 64 ms into the pause
-    assert all(u.end_s <= pause + 0.07 for u in snapshots[:first + 1])
-    assert finals[1].speech_start_s >= pause and abs(finals[1].speech_end_s - (pause + 0.2 + 2.0)) < 0.04
-
-
-def test_a_short_pause_earlier_in_an_utterance_only_settles_it():
-    snapshots, _ = scripted([(1.0, 0.0), (5.0, 0.9), (0.2, 0.0), (2.0, 0.9), (1.0, 0.0)])
-    finals = [u for u in snapshots if u.final]
-    assert len(finals) == 1 and abs(finals[0].speech_start_s - 1.0) < 0.5
-    assert any(u.settled and not u.final and abs(u.speech_end_s - 6.0) < 0.04 for u in snapshots)
-
-
-def test_the_pause_that_ends_a_long_utterance_is_not_an_utterance_of_its_own():
-    s = SegmenterSettings()
-    snapshots, seg = scripted([(1.0, 0.0), (s.max_utterance_s - s.cut_search_s + 0.5, 0.9), (0.3, 0.0)], flush=False)
-    assert seg.open_speech_s is None  # the pause after it: no speech waiting for a final
-    tail = seg.push(np.zeros(512 * 40, dtype=np.float32), np.zeros(40)) + seg.flush()  # 1.3 s more silence
-    assert sum(u.final for u in snapshots) == 1 and not tail
-
-
 def test_no_partial_is_offered_just_before_the_cap():
     s = SegmenterSettings()
     snapshots, _ = scripted([(1.0, 0.0), (2 * s.max_utterance_s, 0.9), (1.0, 0.0)])
