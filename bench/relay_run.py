@@ -234,9 +234,26 @@ def run_conditions() -> dict[str, Any]:
     return {
         "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cpu_cores": psutil.cpu_count(),
+        **cpu_kind(),
         "loadavg_1_5_15": [round(x, 2) for x in psutil.getloadavg()],
         "busiest_processes_before": [f"{name} {pct:.0f} %" for pct, name in busy[:3]],
     }
+
+
+_INT8_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")  # what CTranslate2's int8 kernels can use
+
+
+def cpu_kind(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
+    """The CPU's model name and its int8 instruction sets: "2 cores of AMD EPYC" covers hosts whose
+    Whisper decodes differ by half (docs/benchmarks.md), so every result says which it ran on."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    return {"cpu_model": fields.get("model name", "?"), "cpu_int8_flags": [f for f in _INT8_FLAGS if f in flags]}
 
 
 def write_result(result: dict[str, Any], out: Path | None) -> None:

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from bench.probe import MeasuringViewer
-from bench.relay_run import ResourceSampler, is_apertium
+from bench.relay_run import ResourceSampler, cpu_kind, is_apertium
 from bench.transcription import clock_zero
 from relay.hub import CaptionHub
 from relay.messages import Caption, SourceState
@@ -45,6 +45,13 @@ async def test_measuring_viewer_stamps_every_caption_with_the_kernel_receive_tim
 def test_clock_zero_is_the_smallest_sent_minus_wall() -> None:
     captions = [{"sent": 100.5, "wall": 0.4}, {"sent": 103.0, "wall": 2.95}, {"sent": 101.2, "wall": 1.0}]
     assert clock_zero(captions) == pytest.approx(100.05)
+
+
+def test_a_result_names_the_cpu_and_its_int8_instruction_sets(tmp_path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9R14\nflags\t\t: fpu sse avx2 avx512f avx512_vnni\n\n")
+    assert cpu_kind(info) == {"cpu_model": "AMD EPYC 9R14", "cpu_int8_flags": ["avx2", "avx512f", "avx512_vnni"]}
+    assert cpu_kind(tmp_path / "missing") == {}
 
 
 def test_apertium_programs_are_told_from_other_children() -> None:
