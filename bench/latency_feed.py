@@ -160,7 +160,8 @@ class StdinFeed:
                     stdin.close()
             except OSError:
                 pass
-            self.done.set()
+            finally:  # whatever else went wrong (it is raised on): the bench must not wait for the feed
+                self.done.set()
 
     def _room(self, samples: int) -> np.ndarray:
         return (self._noise.standard_normal(samples) * _ROOM_RMS).astype(np.float32)
